@@ -1,0 +1,141 @@
+"""The SageMaker container contract: where inputs, config and outputs live under /opt/ml.
+
+Entry points read the contract here and pass plain arguments to `yolo_core`, which never looks
+at /opt/ml or the environment. `SAGEMAKER_BASE_DIR` moves the tree for local runs and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from yolo_core.errors import UserInputError
+
+DEFAULT_BASE_DIR = Path("/opt/ml")
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get("SAGEMAKER_BASE_DIR", str(DEFAULT_BASE_DIR)))
+
+
+@dataclass(frozen=True)
+class TrainingPaths:
+    """The training-job layout under the base directory."""
+
+    base: Path
+
+    @classmethod
+    def from_env(cls) -> TrainingPaths:
+        return cls(base_dir())
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base / "input" / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    def channel(self, name: str) -> Path:
+        return self.base / "input" / "data" / name
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.base / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ProcessingPaths:
+    """The processing-job layout: inputs and outputs under /opt/ml/processing."""
+
+    base: Path
+
+    @classmethod
+    def from_env(cls) -> ProcessingPaths:
+        return cls(base_dir() / "processing")
+
+    def input(self, name: str) -> Path:
+        return self.base / "input" / name
+
+    def output(self, name: str) -> Path:
+        return self.base / "output" / name
+
+
+def read_json_file(path: Path, what: str) -> dict:
+    """Read a contract JSON file; a missing file is an empty config, a broken one a user error."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"{path}: {what} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: {what} must be a JSON object")
+    return data
+
+
+def write_failure(failure_file: Path | None, reason: str) -> None:
+    """SageMaker shows the first line of /opt/ml/output/failure as the job's failure reason."""
+    if failure_file is None:
+        return
+    try:
+        failure_file.parent.mkdir(parents=True, exist_ok=True)
+        failure_file.write_text(reason.strip().splitlines()[0][:1000] + "\n")
+    except OSError:
+        pass
+
+
+def run_main(main: Callable[[], int | None], failure_file: Path | None = None) -> None:
+    """Run an entry point: exit 0, or exit 1 with a one-line reason (stderr and failure file).
+
+    A `UserInputError` is the user's to fix, so it prints no traceback; any other exception is
+    our defect and keeps its traceback on stderr, while the reason line stays one line.
+    """
+    try:
+        code = main() or 0
+    except KeyboardInterrupt:
+        reason = "interrupted"
+        write_failure(failure_file, reason)
+        print(f"error: {reason}", file=sys.stderr)
+        sys.exit(130)
+    except UserInputError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        write_failure(failure_file, reason)
+        print(f"error: {reason}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a container command
+        traceback.print_exc()
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        write_failure(failure_file, reason)
+        print(f"error: {reason}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code)

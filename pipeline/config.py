@@ -1,0 +1,211 @@
+"""Per-environment settings (dev, staging, prod): where the pipeline runs and with what.
+
+One YAML file per environment under `pipeline/config/`. It is validated when loaded, so a typo
+or an impossible value stops the command at once with the file and the field named, instead of
+surfacing later as a failed SageMaker job.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from yolo_core.errors import UserInputError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a misspelt field must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Roles(_Strict):
+    execution: str = Field(description="role the Processing and Training jobs run as")
+    pipeline: str = Field(description="role SageMaker Pipelines assumes to start the jobs")
+
+    @field_validator("execution", "pipeline")
+    @classmethod
+    def _is_role_arn(cls, value: str) -> str:
+        if not _ROLE_ARN.match(value):
+            raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        return value
+
+
+class Images(_Strict):
+    """ECR repositories; the tag is a pipeline parameter so one definition runs any build."""
+
+    registry: str = Field(description="<account>.dkr.ecr.<region>.amazonaws.com or another registry host")
+    preprocess: str
+    train: str
+    inference: str
+    tag: str = Field(default="latest", pattern=r"^[\w][\w.-]{0,127}$")
+
+    def repository_uri(self, image: str) -> str:
+        return f"{self.registry}/{getattr(self, image)}"
+
+    def uri(self, image: str, tag: str | None = None) -> str:
+        return f"{self.repository_uri(image)}:{tag or self.tag}"
+
+
+class InstanceTypes(_Strict):
+    preprocess: str
+    train: str
+    evaluate: str
+
+    @field_validator("preprocess", "train", "evaluate")
+    @classmethod
+    def _is_sagemaker_type(cls, value: str) -> str:
+        if not _INSTANCE_TYPE.match(value):
+            raise ValueError(f"{value!r} is not a SageMaker instance type such as ml.g5.xlarge")
+        return value
+
+
+class Spot(_Strict):
+    """Managed spot training: the job may be stopped and restarted from its checkpoints."""
+
+    enabled: bool = True
+    max_run_s: int = Field(default=86_400, gt=0, le=28 * 86_400)
+    max_wait_s: int = Field(default=172_800, gt=0, le=28 * 86_400)
+
+    @model_validator(mode="after")
+    def _wait_covers_run(self) -> Spot:
+        if self.max_wait_s < self.max_run_s:
+            raise ValueError(
+                f"max_wait_s ({self.max_wait_s}) must be at least max_run_s ({self.max_run_s}): "
+                "SageMaker rejects spot jobs that may wait less than they run"
+            )
+        return self
+
+
+class Retry(_Strict):
+    """Retry of steps whose job failed for capacity or spot reasons, with backoff."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_rate: float = Field(default=2.0, ge=1.0)
+    interval_s: int = Field(default=60, ge=1)
+
+
+class Thresholds(_Strict):
+    """The quality gate: the model is registered only if every metric reaches its minimum."""
+
+    map50_95: Fraction
+    precision: Fraction
+    recall: Fraction
+
+
+class Training(_Strict):
+    epochs: int = Field(default=100, ge=1, le=10_000)
+    imgsz: int = Field(default=640, ge=32, le=4096)
+    hyperparameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="fixed hyperparameters (yolo_core.hyperparams names)"
+    )
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _not_a_parameter(cls, value: dict) -> dict:
+        clash = sorted({"epochs", "imgsz"} & set(value))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} belong in training.epochs / training.imgsz (pipeline parameters)")
+        return value
+
+    @field_validator("imgsz")
+    @classmethod
+    def _multiple_of_stride(cls, value: int) -> int:
+        if value % 32:
+            raise ValueError(f"{value} is not a multiple of 32 (the detector's largest stride)")
+        return value
+
+
+class FeatureStore(_Strict):
+    feature_group: str = Field(pattern=_NAME.pattern)
+    offline_prefix: str = "feature-store"
+
+
+class EnvConfig(_Strict):
+    """Everything that differs between dev, staging and prod."""
+
+    name: Literal["dev", "staging", "prod"]
+    region: str
+    account: str = Field(pattern=r"^\d{12}$")
+    roles: Roles
+    bucket: str
+    prefix: str = Field(default="drone-yolo", pattern=r"^[\w.-]+(/[\w.-]+)*$")
+    pipeline_name: str = Field(pattern=_NAME.pattern)
+    model_package_group: str = Field(pattern=_NAME.pattern)
+    mlflow_tracking_uri: str = ""
+    images: Images
+    instance_types: InstanceTypes
+    spot: Spot = Spot()
+    retry: Retry = Retry()
+    thresholds: Thresholds
+    training: Training = Training()
+    feature_store: FeatureStore
+
+    @field_validator("region")
+    @classmethod
+    def _is_region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f"{value!r} is not an AWS region such as eu-west-1")
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _is_bucket(cls, value: str) -> str:
+        if not _BUCKET.match(value) or ".." in value:
+            raise ValueError(f"{value!r} is not a valid S3 bucket name")
+        return value
+
+    def s3_uri(self, *parts: str) -> str:
+        """An S3 URI under this environment's bucket and prefix."""
+        return "/".join([f"s3://{self.bucket}", self.prefix, *[p.strip("/") for p in parts if p]])
+
+
+def config_path(env: str) -> Path:
+    if env not in ENVIRONMENTS:
+        raise UserInputError(f"unknown environment {env!r}: choose one of {', '.join(ENVIRONMENTS)}")
+    return CONFIG_DIR / f"{env}.yaml"
+
+
+def _field_name(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location) or "(top level)"
+
+
+def load_config(env: str | None = None, path: Path | None = None) -> EnvConfig:
+    """Load and validate one environment's YAML; `path` overrides the bundled file."""
+    if path is None:
+        if env is None:
+            raise UserInputError("give an environment name or a config file")
+        path = config_path(env)
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise UserInputError(f"{path}: the config must be a mapping of fields")
+    if env is not None and raw.get("name", env) != env:
+        raise UserInputError(f"{path}: field 'name' is {raw.get('name')!r} but environment {env!r} was asked for")
+    try:
+        return EnvConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{_field_name(err['loc'])}': {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise UserInputError(f"{path}: {problems}") from None

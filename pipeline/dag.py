@@ -1,0 +1,264 @@
+"""The model-build DAG, declared once.
+
+Preprocess -> Train -> Evaluate -> quality gate (one check per metric) -> Register, or a Fail
+step naming the metric that fell short. The SageMaker renderer (`sagemaker_render`) and the local
+runner (`local_runner`) both walk this declaration, so a step, an input, a parameter or a
+threshold cannot exist in one and not in the other. Nothing here imports the SageMaker SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.config import EnvConfig
+
+ParamKind = Literal["string", "integer", "float", "boolean"]
+ImageName = Literal["preprocess", "train", "inference"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A pipeline parameter; its default comes from the environment's config."""
+
+    name: str
+    kind: ParamKind
+    default: Callable[[EnvConfig], str | int | float | bool]
+    description: str
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    name: str
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """A folder another step wrote: a processing output, or the trained model (`output="model"`)."""
+
+    step: str
+    output: str
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    """A value read from a step's JSON report (a SageMaker PropertyFile + JsonGet)."""
+
+    step: str
+    property_file: str
+    json_path: str
+
+
+Value = str | int | float | bool | ParamRef | MetricRef
+Source = ParamRef | OutputRef
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class PropertyFile:
+    """A JSON file in one of a step's outputs whose values later steps read."""
+
+    name: str
+    output: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ProcessingStep:
+    """A Processing job: inputs under /opt/ml/processing/input/<name>, outputs under .../output/<name>."""
+
+    name: str
+    entrypoint: str
+    image: ImageName
+    instance_type: ParamRef
+    inputs: tuple[Input, ...]
+    outputs: tuple[str, ...]
+    arguments: tuple[str, ...] = ()
+    property_files: tuple[PropertyFile, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    """A Training job: channels under /opt/ml/input/data/<name>; the model is /opt/ml/model."""
+
+    name: str
+    entrypoint: str
+    image: ImageName
+    instance_type: ParamRef
+    channels: tuple[Input, ...]
+    hyperparameters: tuple[tuple[str, Value], ...]
+    use_spot: ParamRef
+    outputs: tuple[str, ...] = ("model",)
+
+
+@dataclass(frozen=True)
+class ConditionStep:
+    """Continue with `on_pass` if `left >= right`, else run the Fail step `on_fail`."""
+
+    name: str
+    left: MetricRef
+    right: ParamRef
+    on_pass: str
+    on_fail: str
+
+
+@dataclass(frozen=True)
+class FailStep:
+    name: str
+    message: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class RegisterStep:
+    """A model package in PendingManualApproval with the evaluation attached as its metrics."""
+
+    name: str
+    model: OutputRef
+    evaluation: OutputRef
+    evaluation_file: str
+    image: ImageName
+    approval_status: str = "PendingManualApproval"
+    content_types: tuple[str, ...] = ("image/jpeg", "image/png", "application/x-image", "application/json")
+    response_types: tuple[str, ...] = ("application/json",)
+
+
+Step = ProcessingStep | TrainingStep | ConditionStep | FailStep | RegisterStep
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One metric of the quality gate: its key in evaluation.json, label and threshold parameter."""
+
+    metric: str
+    label: str
+    threshold_param: str
+    threshold: Callable[[EnvConfig], float]
+
+
+PREPROCESS, TRAIN, EVALUATE, REGISTER = "Preprocess", "Train", "Evaluate", "RegisterModel"
+EVALUATION_FILE = "evaluation.json"
+EVALUATION_PROPERTY_FILE = "EvaluationReport"
+
+GATES = (
+    Gate("map50_95", "mAP50-95", "MinMap50To95", lambda c: c.thresholds.map50_95),
+    Gate("precision", "precision", "MinPrecision", lambda c: c.thresholds.precision),
+    Gate("recall", "recall", "MinRecall", lambda c: c.thresholds.recall),
+)
+
+PARAMETERS = (
+    Param("InputDataUri", "string", lambda c: c.s3_uri("raw"), "raw imagery (VisDrone, COCO or YOLO folders)"),
+    Param("PreprocessInstanceType", "string", lambda c: c.instance_types.preprocess, "preprocess instance"),
+    Param("TrainInstanceType", "string", lambda c: c.instance_types.train, "training instance"),
+    Param("EvaluateInstanceType", "string", lambda c: c.instance_types.evaluate, "evaluation instance"),
+    Param("UseSpotInstances", "boolean", lambda c: c.spot.enabled, "managed spot training on/off"),
+    Param("Epochs", "integer", lambda c: c.training.epochs, "training epochs"),
+    Param("ImageSize", "integer", lambda c: c.training.imgsz, "training and evaluation image size"),
+    *(Param(g.threshold_param, "float", g.threshold, f"minimum {g.label} to register") for g in GATES),
+    Param("PreprocessImageTag", "string", lambda c: c.images.tag, "tag of the preprocess image"),
+    Param("TrainImageTag", "string", lambda c: c.images.tag, "tag of the train image (also evaluates)"),
+    Param("InferenceImageTag", "string", lambda c: c.images.tag, "tag of the inference image registered"),
+)
+
+IMAGE_TAG_PARAMS: dict[str, str] = {
+    "preprocess": "PreprocessImageTag",
+    "train": "TrainImageTag",
+    "inference": "InferenceImageTag",
+}
+
+
+def _check_name(gate: Gate) -> str:
+    return "Check" + gate.threshold_param.removeprefix("Min")
+
+
+def _fail_name(gate: Gate) -> str:
+    return gate.threshold_param.removeprefix("Min") + "TooLow"
+
+
+def _gate_steps() -> Iterator[Step]:
+    """A chain of checks, so the Fail step that runs names exactly the metric that fell short."""
+    for index, gate in enumerate(GATES):
+        metric = MetricRef(EVALUATE, EVALUATION_PROPERTY_FILE, f"metrics.{gate.metric}.value")
+        threshold = ParamRef(gate.threshold_param)
+        on_pass = _check_name(GATES[index + 1]) if index + 1 < len(GATES) else REGISTER
+        yield ConditionStep(_check_name(gate), metric, threshold, on_pass=on_pass, on_fail=_fail_name(gate))
+        yield FailStep(
+            _fail_name(gate),
+            (f"{gate.label} ", metric, " is below the minimum ", threshold, f" ({gate.threshold_param})"),
+        )
+
+
+@dataclass(frozen=True)
+class Dag:
+    parameters: tuple[Param, ...]
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"no step named {name!r} in the DAG")
+
+    def param(self, name: str) -> Param:
+        for param in self.parameters:
+            if param.name == name:
+                return param
+        raise KeyError(f"no parameter named {name!r} in the DAG")
+
+    def defaults(self, config: EnvConfig) -> dict[str, str | int | float | bool]:
+        return {p.name: p.default(config) for p in self.parameters}
+
+    @property
+    def first_gate(self) -> str:
+        return _check_name(GATES[0])
+
+
+def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None = None) -> Dag:
+    """The DAG; `fixed_hyperparameters` are the environment's constant training settings."""
+    fixed = tuple(sorted((fixed_hyperparameters or {}).items()))
+    steps: tuple[Step, ...] = (
+        ProcessingStep(
+            PREPROCESS,
+            entrypoint="preprocess",
+            image="preprocess",
+            instance_type=ParamRef("PreprocessInstanceType"),
+            inputs=(Input("raw", ParamRef("InputDataUri")),),
+            outputs=("dataset", "report", "baseline"),
+        ),
+        TrainingStep(
+            TRAIN,
+            entrypoint="train",
+            image="train",
+            instance_type=ParamRef("TrainInstanceType"),
+            channels=(Input("dataset", OutputRef(PREPROCESS, "dataset")),),
+            hyperparameters=(
+                *fixed,
+                ("epochs", ParamRef("Epochs")),
+                ("imgsz", ParamRef("ImageSize")),
+            ),
+            use_spot=ParamRef("UseSpotInstances"),
+        ),
+        ProcessingStep(
+            EVALUATE,
+            entrypoint="evaluate",
+            image="train",
+            instance_type=ParamRef("EvaluateInstanceType"),
+            inputs=(Input("model", OutputRef(TRAIN, "model")), Input("dataset", OutputRef(PREPROCESS, "dataset"))),
+            outputs=("evaluation",),
+            property_files=(PropertyFile(EVALUATION_PROPERTY_FILE, "evaluation", EVALUATION_FILE),),
+        ),
+        *_gate_steps(),
+        RegisterStep(
+            REGISTER,
+            model=OutputRef(TRAIN, "model"),
+            evaluation=OutputRef(EVALUATE, "evaluation"),
+            evaluation_file=EVALUATION_FILE,
+            image="inference",
+        ),
+    )
+    return Dag(parameters=PARAMETERS, steps=steps)

@@ -1,0 +1,41 @@
+"""Shared fixtures. Every test runs under the network guard and an offline runtime."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+import netguard  # noqa: E402
+
+from yolo_core.runtime import configure_offline  # noqa: E402
+
+configure_offline()
+netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def network_guard(tmp_path_factory: pytest.TempPathFactory):
+    """Fails the test if it, or a subprocess started with `guarded_subprocess_env`, left loopback."""
+    report = tmp_path_factory.mktemp("netguard") / "attempts.txt"
+    os.environ[netguard.REPORT_ENV] = str(report)
+    netguard.clear()
+    yield report
+    os.environ.pop(netguard.REPORT_ENV, None)
+    seen = netguard.attempts() + (report.read_text().splitlines() if report.exists() else [])
+    if seen:
+        pytest.fail("network guard: non-loopback network use:\n" + "\n".join(seen[:20]))
+
+
+@pytest.fixture
+def guarded_subprocess_env(network_guard: Path) -> dict[str, str]:
+    """An environment for subprocesses: the guard installed, the repo importable."""
+    env = netguard.guarded_env(network_guard)
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT)])
+    return env

@@ -1,0 +1,364 @@
+"""The SageMaker inference contract, against the real `serve` process on a loopback port.
+
+One server (module scope) answers the content-type, bad-request, options, batching and capture
+tests; the start-up (/ping 503 then 200) and SIGTERM drain tests start their own. The model is
+yolo11n built from its yaml with random weights: the contract does not need a trained model.
+At `conf=0` a random model scores every anchor above zero, so `max_det` boxes come back: that
+is how the options tests see that the options reached the model.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import netguard
+import numpy as np
+import pytest
+from PIL import Image
+from test_serve_units import png_bomb
+
+from yolo_core.model_card import ModelCard
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASS_NAMES = ["car", "person"]
+IMGSZ = 320
+START_TIMEOUT_S = 120
+
+
+def build_random_model(model_dir: Path) -> Path:
+    """best.pt + model.json of an untrained yolo11n: fast to make, shaped like a trained one."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolo11n.yaml", nc=len(CLASS_NAMES), verbose=False)
+    model.names = dict(enumerate(CLASS_NAMES))
+    model_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model, "train_args": {"imgsz": IMGSZ}}, model_dir / "best.pt")
+    ModelCard(class_names=CLASS_NAMES, imgsz=IMGSZ, model="yolo11n.yaml").save(model_dir)
+    return model_dir
+
+
+def jpeg(width: int = 320, height: int = 240, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def png(width: int = 200, height: int = 100) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`python -m entrypoints.serve` on a free loopback port, its output in a log file."""
+
+    def __init__(self, model_dir: Path, env: dict[str, str], log_file: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_file = log_file
+        command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), *args]
+        with open(log_file, "wb") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def ping_until_ready(self) -> list[int]:
+        """Every /ping status seen until 200 (connection refused before the port opens)."""
+        statuses: list[int] = []
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                status = httpx.get(f"{self.url}/ping", timeout=2).status_code  # contract: /ping within 2 s
+            except httpx.ConnectError:
+                time.sleep(0.02)
+                continue
+            statuses.append(status)
+            if status == 200:
+                return statuses
+            time.sleep(0.02)
+        pytest.fail(f"server not ready after {START_TIMEOUT_S} s:\n{self.log()}")
+
+    def post(self, body: bytes | None, content_type: str | None = "image/jpeg", **kwargs) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if content_type:
+            headers["Content-Type"] = content_type
+        return httpx.post(f"{self.url}/invocations", content=body, headers=headers, timeout=60, **kwargs)
+
+    def metrics(self) -> dict:
+        return httpx.get(f"{self.url}/metrics", timeout=5).json()
+
+    def terminate(self, timeout: float = 40) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def subprocess_env(report: Path) -> dict[str, str]:
+    """As the `guarded_subprocess_env` fixture, for the module-scoped server."""
+    env = netguard.guarded_env(report)
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT)])
+    return env
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_random_model(tmp_path_factory.mktemp("serve-model"))
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("serve")
+    report = folder / "netguard.txt"
+    running = ServerProcess(
+        model_dir,
+        subprocess_env(report),
+        folder / "server.log",
+        *("--max-batch-size", "8", "--max-wait-ms", "50", "--max-images", "4"),
+        *("--max-body-mb", "1", "--max-megapixels", "10", "--capture-dir", str(folder / "capture")),
+    )
+    running.capture_dir = folder / "capture"
+    try:
+        running.ping_until_ready()
+        yield running
+    finally:
+        code = running.terminate()
+    assert code == 0, running.log()
+    assert "Traceback" not in running.log(), running.log()
+    assert not report.exists() or not report.read_text(), report.read_text()
+
+
+def assert_image_result(result: dict, width: int, height: int) -> None:
+    assert (result["width"], result["height"]) == (width, height)
+    for detection in result["detections"]:
+        assert set(detection) == {"class_id", "class_name", "score", "box"}
+        assert detection["class_name"] == CLASS_NAMES[detection["class_id"]]
+        x1, y1, x2, y2 = detection["box"]
+        assert -1 <= x1 <= x2 <= width + 1 and -1 <= y1 <= y2 <= height + 1
+
+
+def test_each_content_type_answers_detections(server: ServerProcess):
+    for content_type, body in [("image/jpeg", jpeg()), ("image/png", png()), ("application/x-image", jpeg())]:
+        response = server.post(body, content_type)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        size = (320, 240) if body[:2] == b"\xff\xd8" else (200, 100)
+        assert_image_result(response.json(), *size)
+
+    one = server.post(json.dumps({"image": b64(jpeg())}).encode(), "application/json")
+    assert one.status_code == 200, one.text
+    assert_image_result(one.json(), 320, 240)
+
+    for document in ({"images": [b64(jpeg()), b64(png())]}, [b64(jpeg()), b64(png())]):
+        many = server.post(json.dumps(document).encode(), "application/json")
+        assert many.status_code == 200, many.text
+        first, second = many.json()["predictions"]
+        assert_image_result(first, 320, 240)
+        assert_image_result(second, 200, 100)
+
+
+def chunked(data: bytes):
+    """A body without Content-Length: the server must count while it reads."""
+    for start in range(0, len(data), 65536):
+        yield data[start : start + 65536]
+
+
+BAD_REQUESTS = {
+    "wrong content type": (dict(body=b"a,b\n1,2", content_type="text/csv"), 415, "not supported"),
+    "missing content type": (dict(body=jpeg(), content_type=None), 415, "missing"),
+    "empty body": (dict(body=b""), 400, "empty"),
+    "corrupt image": (dict(body=b"\xff\xd8 definitely not a jpeg"), 400, "not a readable image"),
+    "truncated image": (dict(body=jpeg(640, 480)[:5000]), 400, "truncated"),
+    "oversized body": (dict(body=os.urandom(1_500_000)), 413, "over 1048576 bytes"),
+    "oversized chunked body": (dict(body=None, content=chunked(os.urandom(1_500_000))), 413, "over 1048576"),
+    "decompression bomb": (
+        dict(body=png_bomb(6000, 5000), content_type="image/png"),
+        413,
+        "decompression bomb",
+    ),
+    "bad base64": (dict(body=b'{"image": "not*base64!"}', content_type="application/json"), 400, "base64"),
+    "bad JSON": (dict(body=b'{"image": "abc"', content_type="application/json"), 400, "not valid JSON"),
+    "JSON without image": (dict(body=b'{"img": "abc"}', content_type="application/json"), 400, '"image"'),
+    "too many images": (
+        dict(body=json.dumps([b64(png())] * 5).encode(), content_type="application/json"),
+        413,
+        "over the limit of 4",
+    ),
+    "invalid option header": (dict(body=jpeg(), headers={"X-Conf": "high"}), 400, "X-Conf header"),
+    "invalid option in JSON": (
+        dict(body=json.dumps({"image": b64(jpeg()), "iou": 3}).encode(), content_type="application/json"),
+        400,
+        "iou=3",
+    ),
+    "unknown option": (
+        dict(body=jpeg(), headers={"X-Amzn-SageMaker-Custom-Attributes": "confidence=0.5"}),
+        400,
+        "unknown option(s) confidence",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_request_gets_a_named_4xx_and_the_server_keeps_serving(server: ServerProcess, case: str):
+    request, status, phrase = BAD_REQUESTS[case]
+    request = dict(request)
+    content = request.pop("content", None)
+    if content is not None:
+        response = httpx.post(
+            f"{server.url}/invocations", content=content, headers={"Content-Type": "image/jpeg"}, timeout=60
+        )
+    else:
+        response = server.post(request.pop("body"), **request)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["status"] == status and phrase in error["error"], error
+    after = server.post(jpeg(), "image/jpeg")
+    assert after.status_code == 200, after.text
+    assert httpx.get(f"{server.url}/ping", timeout=2).status_code == 200
+
+
+def test_unknown_routes_and_methods_answer_json(server: ServerProcess):
+    assert httpx.get(f"{server.url}/invocations", timeout=5).json()["status"] == 405
+    assert httpx.get(f"{server.url}/nowhere", timeout=5).json()["status"] == 404
+    errors = server.metrics()["errors"]
+    assert errors.get("415", 0) >= 1 or not errors  # counted when the bad-request tests ran first
+
+
+def test_options_reach_the_model(server: ServerProcess):
+    by_header = server.post(jpeg(), headers={"X-Conf": "0", "X-Max-Det": "3"})
+    assert len(by_header.json()["detections"]) == 3, by_header.text
+    by_attributes = server.post(jpeg(), headers={"X-Amzn-SageMaker-Custom-Attributes": "conf=0;max_det=2"})
+    assert len(by_attributes.json()["detections"]) == 2, by_attributes.text
+    by_body = server.post(
+        json.dumps({"image": b64(jpeg()), "conf": 0, "max_det": 4, "iou": 0.5}).encode(), "application/json"
+    )
+    assert len(by_body.json()["detections"]) == 4, by_body.text
+    sliced = server.post(jpeg(640, 480), headers={"X-Conf": "0", "X-Max-Det": "7", "X-Slice-Size": "160"})
+    assert sliced.status_code == 200, sliced.text
+    assert len(sliced.json()["detections"]) == 7
+    assert_image_result(sliced.json(), 640, 480)
+    default = server.post(jpeg())
+    assert len(default.json()["detections"]) < 3  # conf 0.25: a random model finds (almost) nothing
+
+
+def test_concurrent_requests_share_forward_passes(server: ServerProcess):
+    before = server.metrics()
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda seed: server.post(jpeg(seed=seed)), range(16)))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    batch_sizes = [int(r.headers["X-Batch-Size"]) for r in responses]
+    after = server.metrics()
+    requests = after["requests"] - before["requests"]
+    batches = after["batches"] - before["batches"]
+    assert requests == 16
+    assert max(batch_sizes) > 1 and batches < requests, (batch_sizes, after)
+    assert after["largest_batch"] <= 8  # max batch size
+
+
+def test_data_capture_lines_are_written(server: ServerProcess):
+    inference_id = uuid.uuid4().hex
+    body = jpeg(seed=7)
+    response = server.post(body, headers={"X-Amzn-SageMaker-Inference-Id": inference_id})
+    assert response.status_code == 200
+    deadline = time.monotonic() + 10
+    record = None
+    while record is None and time.monotonic() < deadline:
+        for path in server.capture_dir.rglob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                if inference_id in line:
+                    record = json.loads(line)
+        time.sleep(0.05)
+    assert record is not None, "no capture line for the request"
+    data = record["captureData"]
+    assert data["endpointInput"]["observedContentType"] == "image/jpeg"
+    assert data["endpointInput"]["mode"] == "INPUT" and data["endpointInput"]["encoding"] == "BASE64"
+    assert base64.b64decode(data["endpointInput"]["data"]) == body
+    assert data["endpointOutput"]["mode"] == "OUTPUT" and data["endpointOutput"]["encoding"] == "JSON"
+    assert json.loads(data["endpointOutput"]["data"]) == response.json()
+    assert record["eventMetadata"]["inferenceId"] == inference_id
+    assert {"eventId", "inferenceTime"} <= set(record["eventMetadata"]) and record["eventVersion"] == "0"
+
+
+def test_ping_is_503_while_loading_and_sigterm_drains_in_flight_requests(
+    model_dir: Path, guarded_subprocess_env: dict[str, str], tmp_path: Path
+):
+    # Several warm-up batches make loading take long enough to be seen from outside.
+    server = ServerProcess(
+        model_dir,
+        guarded_subprocess_env,
+        tmp_path / "server.log",
+        "--warmup-batches",
+        "4",
+        "--max-batch-size",
+        "8",
+    )
+    try:
+        statuses = server.ping_until_ready()
+        assert statuses[0] == 503 and statuses[-1] == 200, statuses
+        slow = {}
+        # ~60 tiles of 160 px at 320 px: seconds of work, long enough to be caught in flight.
+        request = threading.Thread(
+            target=lambda: slow.update(response=server.post(jpeg(1280, 720), headers={"X-Slice-Size": "160"}))
+        )
+        request.start()
+        deadline = time.monotonic() + 30
+        while server.metrics()["in_flight"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.metrics()["in_flight"] == 1
+        server.process.send_signal(signal.SIGTERM)
+        request.join(60)
+        assert slow["response"].status_code == 200, slow["response"].text
+        assert_image_result(slow["response"].json(), 1280, 720)
+        assert server.process.wait(40) == 0, server.log()
+        assert "Traceback" not in server.log()
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+
+
+def test_missing_model_exits_1_with_the_reason(guarded_subprocess_env: dict[str, str], tmp_path: Path):
+    empty = tmp_path / "model"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(empty), "--port", str(free_port())],
+        cwd=ROOT,
+        env=guarded_subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "model.json is missing" in result.stderr and "Traceback" not in result.stderr

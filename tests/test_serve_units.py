@@ -1,0 +1,265 @@
+"""The serving parts in-process: options, decoding limits, the micro-batcher, data capture.
+
+The contract of the whole server (a real process on loopback) is in test_serve_contract.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from yolo_core.serving.batcher import MicroBatcher
+from yolo_core.serving.capture import CapturedExchange, DataCapture
+from yolo_core.serving.decode import DecodeLimits, decode_body
+from yolo_core.serving.errors import RequestError
+from yolo_core.serving.options import InferenceOptions, parse_default_options, parse_options
+
+
+def encode(image: np.ndarray, fmt: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image[:, :, ::-1]).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid grayscale PNG of zeros: a few KB that decode to width*height bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    compressor = zlib.compressobj(9)
+    row = bytes(width + 1)
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def rejected(content_type: str | None, body: bytes, limits: DecodeLimits | None = None) -> RequestError:
+    with pytest.raises(RequestError) as caught:
+        decode_body(content_type, body, limits or DecodeLimits())
+    return caught.value
+
+
+# --- options -------------------------------------------------------------------------------
+
+
+def test_options_sources_and_precedence():
+    defaults = parse_default_options("conf=0.1;slice_size=640")
+    assert defaults == InferenceOptions(conf=0.1, slice_size=640)
+    headers = {"x-amzn-sagemaker-custom-attributes": "conf=0.2, iou=0.4", "x-conf": "0.3"}
+    options = parse_options(defaults, headers, {"max_det": 5, "full_frame": True})
+    assert options == InferenceOptions(conf=0.3, iou=0.4, max_det=5, slice_size=640, full_frame=True)
+    assert parse_options(defaults, {"x-conf": "0.3"}, {"conf": 0.5}).conf == 0.5  # body wins
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "named"),
+    [
+        ({"x-conf": "abc"}, None, "X-Conf header: conf='abc'"),
+        ({"x-iou": "1.5"}, None, "X-Iou header: iou='1.5'"),
+        ({}, {"max_det": 2.5}, "JSON body: max_det=2.5"),
+        ({}, {"slice_size": 10}, "must be 0 (no slicing) or >= 64"),
+        ({}, {"full_frame": "maybe"}, "full_frame='maybe' is not true or false"),
+        ({}, {"conf": True}, "conf=True"),
+        ({}, {"confidence": 0.3}, "unknown option(s) confidence"),
+        ({"x-amzn-sagemaker-custom-attributes": "conf"}, None, "'conf' is not name=value"),
+    ],
+)
+def test_invalid_options_name_the_field(headers, body, named):
+    with pytest.raises(RequestError) as caught:
+        parse_options(InferenceOptions(), headers, body)
+    assert caught.value.status == 400
+    assert named in caught.value.message
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def test_decodes_each_body_kind_to_bgr():
+    image = np.zeros((30, 40, 3), np.uint8)
+    image[..., 2] = 255  # red in BGR
+    png = encode(image, "PNG")
+    b64 = base64.b64encode(png).decode()
+    for content_type, body, count in [
+        ("image/png", png, 1),
+        ("application/x-image", png, 1),
+        ("application/json", json.dumps({"image": b64, "conf": 0.5}).encode(), 1),
+        ("application/json", json.dumps({"images": [b64, "data:image/png;base64," + b64]}).encode(), 2),
+        ("application/json; charset=utf-8", json.dumps([b64]).encode(), 1),
+    ]:
+        decoded = decode_body(content_type, body, DecodeLimits())
+        assert len(decoded.images) == count
+        assert decoded.images[0].shape == (30, 40, 3)
+        assert decoded.images[0][0, 0].tolist() == [0, 0, 255]
+    assert decode_body(
+        "application/json", json.dumps({"image": b64, "conf": 0.5}).encode(), DecodeLimits()
+    ).option_fields == {"conf": 0.5}
+
+
+def test_bad_bodies_are_named_4xx():
+    jpeg = encode(np.full((64, 64, 3), 128, np.uint8))
+    assert rejected("text/csv", jpeg).status == 415
+    assert rejected(None, jpeg).status == 415
+    assert rejected("image/jpeg", b"").status == 400
+    assert "not a readable image" in rejected("image/jpeg", b"not an image at all").message
+    assert "truncated" in rejected("image/jpeg", jpeg[: len(jpeg) // 2]).message.lower()
+    assert rejected("image/jpeg", jpeg, DecodeLimits(max_body_bytes=100)).status == 413
+    assert "not valid base64" in rejected("application/json", b'{"image": "@@@"}').message
+    assert "not valid JSON" in rejected("application/json", b'{"image": ').message
+    assert "exactly one of" in rejected("application/json", b'{"conf": 0.5}').message
+    too_many = json.dumps([base64.b64encode(jpeg).decode()] * 3).encode()
+    assert rejected("application/json", too_many, DecodeLimits(max_images=2)).status == 413
+
+
+def test_decompression_bomb_is_refused_from_the_header():
+    bomb = png_bomb(6000, 5000)  # 30 Mpx of zeros in a few KB
+    assert len(bomb) < 100_000
+    error = rejected("image/png", bomb, DecodeLimits(max_pixels=10_000_000))
+    assert error.status == 413
+    assert "6000x5000" in error.message and "decompression bomb" in error.message
+    together = json.dumps({"images": [base64.b64encode(png_bomb(3000, 2000)).decode()] * 2}).encode()
+    error = rejected(
+        "application/json", together, DecodeLimits(max_pixels=10_000_000, max_request_pixels=10_000_000)
+    )
+    assert error.status == 413 and "per request" in error.message
+
+
+# --- micro-batching --------------------------------------------------------------------------
+
+
+def shapes_in_order(calls: list) -> callable:
+    """A batch function that records its batches and answers each image with its height."""
+
+    def run(images, key):
+        calls.append((len(images), key))
+        time.sleep(0.05)
+        return [image.shape[0] for image in images]
+
+    return run
+
+
+def image(height: int) -> np.ndarray:
+    return np.zeros((height, 1, 3), np.uint8)
+
+
+def test_batcher_groups_concurrent_requests_by_options():
+    calls: list = []
+
+    async def scenario():
+        batcher = MicroBatcher(
+            shapes_in_order(calls), max_batch_size=4, max_wait_s=0.2, max_queued_images=100
+        )
+        batcher.start()
+        results = await asyncio.gather(
+            *(batcher.submit([image(h)], "a") for h in (1, 2, 3)),
+            batcher.submit([image(9)], "b"),
+            batcher.submit([image(4), image(5)], "a"),
+        )
+        await batcher.stop()
+        return results, batcher.stats
+
+    results, stats = asyncio.run(scenario())
+    assert [r.outputs for r in results] == [[1], [2], [3], [9], [4, 5]]  # each gets its own answers
+    assert calls[0] == (3, "a")  # 3 + 2 images would pass max_batch_size=4: the pair waits
+    assert sorted(calls[1:]) == [(1, "b"), (2, "a")]
+    assert results[0].batch_images == 3 and results[0].batch_requests == 3
+    assert stats.requests == 5 and stats.batches == 3 and stats.largest_batch == 3
+
+
+def test_batcher_off_runs_one_request_per_pass_and_survives_a_failure():
+    calls: list = []
+
+    def run(images, key):
+        calls.append(len(images))
+        if key == "boom":
+            raise RuntimeError("model exploded")
+        return [0] * len(images)
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch_size=1, max_wait_s=0.0, max_queued_images=100)
+        batcher.start()
+        with pytest.raises(RuntimeError, match="exploded"):
+            await batcher.submit([image(1)], "boom")
+        results = await asyncio.gather(*(batcher.submit([image(1)], "ok") for _ in range(3)))
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(scenario())
+    assert [r.batch_images for r in results] == [1, 1, 1]
+    assert calls == [1, 1, 1, 1]
+
+
+def test_batcher_skips_timed_out_requests_drains_on_stop_and_bounds_its_queue():
+    calls: list = []
+    release = threading.Event()
+
+    def run(images, key):
+        calls.append(key)
+        release.wait(5)
+        return [0] * len(images)
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch_size=1, max_wait_s=0.0, max_queued_images=2)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit([image(1)], "first"))
+        await asyncio.sleep(0.05)  # "first" is running, blocked on `release`
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(batcher.submit([image(1)], "abandoned"), 0.05)
+        queued = asyncio.ensure_future(batcher.submit([image(1)], "queued"))
+        await asyncio.sleep(0.01)
+        with pytest.raises(RequestError) as busy:
+            await batcher.submit([image(1), image(1)], "too much")
+        release.set()
+        stopping = asyncio.ensure_future(batcher.stop())
+        done = await asyncio.gather(first, queued)
+        await stopping
+        return busy.value, done
+
+    busy, done = asyncio.run(scenario())
+    assert busy.status == 503 and "busy" in busy.message
+    assert [r.outputs for r in done] == [[0], [0]]
+    assert calls == ["first", "queued"]  # the abandoned request never reached the model
+
+
+# --- data capture ----------------------------------------------------------------------------
+
+
+def test_capture_lines_have_sagemaker_fields(tmp_path: Path):
+    capture = DataCapture(tmp_path)
+    capture.submit(CapturedExchange("image/jpeg", b"\xff\xd8jpeg", "application/json", b'{"d":[]}', "id-1"))
+    capture.submit(CapturedExchange("application/json", b'{"image":"x"}', "application/json", b"{}"))
+    capture.close()
+    files = list(tmp_path.rglob("*.jsonl"))
+    assert len(files) == 1 and len(files[0].relative_to(tmp_path).parts) == 5  # YYYY/MM/DD/HH/file
+    first, second = (json.loads(line) for line in files[0].read_text().splitlines())
+    endpoint_input = first["captureData"]["endpointInput"]
+    assert endpoint_input == {
+        "observedContentType": "image/jpeg",
+        "mode": "INPUT",
+        "data": base64.b64encode(b"\xff\xd8jpeg").decode(),
+        "encoding": "BASE64",
+    }
+    assert first["captureData"]["endpointOutput"]["encoding"] == "JSON"
+    assert first["captureData"]["endpointOutput"]["data"] == '{"d":[]}'
+    assert first["eventMetadata"]["inferenceId"] == "id-1"
+    assert first["eventMetadata"]["inferenceTime"].endswith("Z") and first["eventVersion"] == "0"
+    assert second["captureData"]["endpointInput"]["encoding"] == "JSON"
+    assert first["eventMetadata"]["eventId"] != second["eventMetadata"]["eventId"]
+
+
+def test_capture_sampling_zero_writes_nothing(tmp_path: Path):
+    capture = DataCapture(tmp_path, sampling_percentage=0)
+    capture.submit(CapturedExchange("image/jpeg", b"x", "application/json", b"{}"))
+    capture.close()
+    assert not list(tmp_path.rglob("*.jsonl"))

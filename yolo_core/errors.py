@@ -1,0 +1,9 @@
+"""Errors that mean "the input is wrong", as opposed to a bug.
+
+Entry points turn these into a one-line reason and a non-zero exit (or a 4xx in the server);
+anything else is a defect and keeps its traceback in the logs.
+"""
+
+
+class UserInputError(ValueError):
+    """Bad input from a user: the message names the file, field or request at fault."""

@@ -1,0 +1,116 @@
+"""Evaluate a model folder on a dataset split and write evaluation.json and the plots.
+
+Predictions come from the same `Predictor` (or sliced inference) that serves the model, so the
+metrics describe what is deployed. evaluation.json is shaped for a SageMaker `PropertyFile`:
+a pipeline condition reads `metrics.map50.value` with `JsonGet`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+
+from yolo_core.errors import UserInputError
+from yolo_core.evaluation.coco_check import coco_map
+from yolo_core.evaluation.ground_truth import GroundTruth, label_file_for, load_split, read_labels
+from yolo_core.evaluation.metrics import MetricsAccumulator
+from yolo_core.infer.detections import Detections
+from yolo_core.infer.predictor import Predictor
+from yolo_core.infer.sliced import predict_sliced
+from yolo_core.model_card import ModelCard
+
+EVALUATION_FILE = "evaluation.json"
+HEADLINE_METRICS = ("map50", "map50_95", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    split: str = "val"
+    conf: float = 0.001  # as `yolo val`: mAP integrates over the whole PR curve
+    iou: float = 0.7
+    max_det: int = 300
+    imgsz: int | None = None  # None: the model card's
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 8
+    slice_size: int = 0  # 0: whole images; else sliced inference with these tiles
+    overlap: float = 0.2
+
+
+def _read_image(path: Path):
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserInputError(f"{path}: not a readable image")
+    return image
+
+
+def _predict(predictor: Predictor, images: list, settings: EvaluationSettings) -> list[Detections]:
+    if settings.slice_size:
+        return predict_sliced(
+            predictor, images, slice_size=settings.slice_size, overlap=settings.overlap,
+            conf=settings.conf, tile_iou=settings.iou, max_det=settings.max_det,
+        )  # fmt: skip
+    return predictor.predict(images, conf=settings.conf, iou=settings.iou, max_det=settings.max_det)
+
+
+def evaluate_model(
+    model_dir: Path, dataset_dir: Path, output_dir: Path, settings: EvaluationSettings
+) -> dict:
+    """Run the model over the split, compute metrics and the COCO cross-check, write the report."""
+    card = ModelCard.load(model_dir)
+    split = load_split(dataset_dir, settings.split)
+    if len(split.names) != len(card.class_names):
+        raise UserInputError(
+            f"{Path(dataset_dir) / 'data.yaml'}: {len(split.names)} classes, "
+            f"but the model has {len(card.class_names)} ({', '.join(card.class_names)})"
+        )
+    predictor = Predictor.from_model_dir(
+        model_dir,
+        imgsz=settings.imgsz or card.imgsz,
+        device=settings.device,
+        precision=settings.precision,
+        batch_size=settings.batch_size,
+    )
+    accumulator = MetricsAccumulator(split.names)
+    predictions: list[Detections] = []
+    truths: list[GroundTruth] = []
+    chunk = max(settings.batch_size, 1)
+    for start in range(0, len(split.image_files), chunk):
+        files = split.image_files[start : start + chunk]
+        images = [_read_image(f) for f in files]
+        for dets, image, file in zip(_predict(predictor, images, settings), images, files, strict=True):
+            truth = read_labels(label_file_for(file), image.shape[1], image.shape[0], len(split.names))
+            accumulator.add(dets, truth)
+            predictions.append(dets)
+            truths.append(truth)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ours = accumulator.finish(plots_dir=output_dir)
+    coco = coco_map(predictions, truths, split.names, settings.max_det)
+    report = build_report(ours, coco, card, split.names, len(predictions), settings)
+    (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def build_report(
+    ours: dict, coco: dict, card: ModelCard, names: dict[int, str], images: int, settings: EvaluationSettings
+) -> dict:
+    return {
+        "metrics": {name: {"value": round(ours[name], 6)} for name in HEADLINE_METRICS},
+        "per_class": ours["per_class"],
+        "coco_cross_check": {
+            "map50": round(coco["map50"], 6),
+            "map50_95": round(coco["map50_95"], 6),
+            "map50_difference": round(abs(coco["map50"] - ours["map50"]), 6),
+            "map50_95_difference": round(abs(coco["map50_95"] - ours["map50_95"]), 6),
+        },
+        "confusion_matrix": {
+            "labels": [*names.values(), "background"],
+            "rows_predicted_columns_true": ours["confusion_matrix"],
+        },
+        "dataset": {"split": settings.split, "images": images},
+        "model": {"dataset_hash": card.dataset_hash, "code_version": card.code_version, "imgsz": card.imgsz},
+        "settings": asdict(settings),
+    }

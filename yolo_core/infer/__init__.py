@@ -1,0 +1,1 @@
+"""Batched, sliced and ONNX inference that returns detections in source-image pixels."""

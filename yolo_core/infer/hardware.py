@@ -1,0 +1,55 @@
+"""Pick the device and numeric precision a predictor runs in, from what the hardware can do.
+
+bfloat16 only pays on CPUs with bf16 matrix units (Intel AMX): elsewhere oneDNN emulates it and
+it is slower than fp32. So "auto" reads the CPU flags instead of assuming.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The feature flags of the first CPU listed, or an empty set where there is no /proc."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags") and ":" in line:
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_has_bf16_matrix_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    return "amx_bf16" in cpu_flags(cpuinfo)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' is the first GPU when there is one; 'cpu', 'cuda', 'cuda:1' and '0' are taken as given."""
+    if device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if device.isdigit():
+        device = f"cuda:{device}"
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA GPU is available")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' is fp16 on a GPU, bf16 on a CPU with AMX, and fp32 otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        if precision == "fp16" and device.type == "cpu":
+            raise ValueError("precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on a CPU")
+        return precision
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if cpu_has_bf16_matrix_units() else "fp32"

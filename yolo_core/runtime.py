@@ -1,0 +1,99 @@
+"""Make Ultralytics, albumentations, MLflow and the SageMaker SDK safe to run offline.
+
+Every entry point, the notebook, the tests and the benchmarks call `configure_offline()` before
+importing Ultralytics: without it Ultralytics fetches a font, checks for updates and tries to
+auto-install packages, and on two cores it silently trains on a single thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+_OFFLINE_ENV = {
+    "YOLO_OFFLINE": "1",
+    "YOLO_AUTOINSTALL": "false",
+    "YOLO_VERBOSE": "false",
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "WANDB_MODE": "disabled",
+    "SAGEMAKER_VALIDATE_ROLE": "false",
+}
+_FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+_configured_threads: int | None = None
+
+
+def default_config_dir() -> Path:
+    """A writable folder for Ultralytics settings and fonts; per-user, outside the repo."""
+    return Path(os.environ.get("YOLO_CONFIG_DIR") or Path(tempfile.gettempdir()) / "yolo-toolkit-config")
+
+
+def _install_fonts(config_dir: Path) -> None:
+    """Ultralytics downloads Arial for its plots unless a file of that name is present."""
+    target_dir = config_dir / "Ultralytics"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    missing = [name for name in _FONT_NAMES if not (target_dir / name).exists()]
+    if not missing:
+        return
+    import matplotlib  # ships DejaVuSans, which renders the same labels
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in missing:
+        shutil.copyfile(source, target_dir / name)
+
+
+def _sagemaker_user_config(config_dir: Path) -> Path:
+    """The SDK v3 sends telemetry unless a user config opts out."""
+    path = config_dir / "sagemaker-user-config.yaml"
+    if not path.exists():
+        path.write_text("SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    return path
+
+
+def cpu_thread_count() -> int:
+    """All cores this process may use (cgroup/affinity aware), at least one."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_offline(config_dir: Path | None = None, threads: int | None = None) -> Path:
+    """Set the environment for an offline run and return the config folder.
+
+    Call before `import ultralytics`. Settings a user already exported win, except the ones that
+    would reach the network. Safe to call more than once.
+    """
+    global _configured_threads
+    config_dir = Path(config_dir) if config_dir else default_config_dir()
+    config_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+    os.environ.setdefault("MPLCONFIGDIR", str(config_dir / "matplotlib"))
+    for key, value in _OFFLINE_ENV.items():
+        os.environ[key] = value
+    os.environ.setdefault("SAGEMAKER_USER_CONFIG_OVERRIDE", str(_sagemaker_user_config(config_dir)))
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    _install_fonts(Path(os.environ["YOLO_CONFIG_DIR"]))
+    _configured_threads = threads or cpu_thread_count()
+    apply_thread_count(_configured_threads)
+    return config_dir
+
+
+def apply_thread_count(threads: int) -> None:
+    """Use every core: Ultralytics caps torch at min(8, cores - 1) threads, i.e. one on 2 cores."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+    # Only patch Ultralytics if it is loaded: importing it here would slow down every step.
+    torch_utils = sys.modules.get("ultralytics.utils.torch_utils")
+    if torch_utils is not None:
+        torch_utils.NUM_THREADS = threads

@@ -1,0 +1,183 @@
+"""Turn an `/invocations` body into BGR images, refusing bad input before it costs memory.
+
+Every image's size is read from its header (Pillow opens lazily) and checked against the pixel
+limits BEFORE any pixel is decoded, so a small file that claims 30000x30000 pixels (a
+decompression bomb) is refused for the cost of reading its header. Each failure is a
+`RequestError` whose message names the image and the problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from yolo_core.serving.errors import RequestError
+
+JSON_TYPE = "application/json"
+IMAGE_TYPES = (
+    "image/jpeg",
+    "image/jpg",
+    "image/png",
+    "image/webp",
+    "image/bmp",
+    "image/tiff",
+    "application/x-image",
+    "application/octet-stream",
+)
+ACCEPTED_TYPES = (*IMAGE_TYPES, JSON_TYPE)
+# Formats Pillow may try: a short list keeps rarely used, rarely audited decoders out of reach.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
+_IMAGE_KEYS = ("image", "images")
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_images: int = 16
+    max_pixels: int = 64_000_000  # one image: a 48 Mpx drone camera fits
+    max_request_pixels: int = 256_000_000  # all images of one request together
+
+
+@dataclass
+class DecodedRequest:
+    images: list[np.ndarray]  # BGR uint8, as OpenCV and the predictor expect
+    option_fields: dict[str, object] = field(default_factory=dict)  # options found in a JSON body
+    single: bool = True  # one image sent as such (not a list): answered as one result, not a list
+
+
+def media_type(content_type: str | None) -> str:
+    """`image/JPEG; charset=x` -> `image/jpeg`; missing -> ``."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def check_content_type(content_type: str | None) -> str:
+    kind = media_type(content_type)
+    if not kind:
+        raise RequestError(415, f"Content-Type header is missing; use one of {', '.join(ACCEPTED_TYPES)}")
+    if kind not in ACCEPTED_TYPES:
+        raise RequestError(
+            415, f"Content-Type {kind!r} is not supported; use one of {', '.join(ACCEPTED_TYPES)}"
+        )
+    return kind
+
+
+def decode_body(content_type: str | None, body: bytes, limits: DecodeLimits) -> DecodedRequest:
+    kind = check_content_type(content_type)
+    if not body:
+        raise RequestError(400, "request body is empty; send an image or a JSON document")
+    if len(body) > limits.max_body_bytes:
+        raise body_too_large_error(len(body), limits)
+    if kind == JSON_TYPE:
+        encoded, option_fields, single = _split_json(body, limits)
+        blobs = [(where, _decode_base64(text, where)) for where, text in encoded]
+    else:
+        blobs, option_fields, single = [("image", body)], {}, True
+    opened = [(where, _open_lazily(data, where)) for where, data in blobs]
+    _check_pixels(opened, limits)
+    return DecodedRequest([_to_bgr(image, where) for where, image in opened], option_fields, single)
+
+
+def body_too_large_error(size: int, limits: DecodeLimits) -> RequestError:
+    """Also used by the app, which stops reading a body as soon as it passes the limit."""
+    return RequestError(413, f"request body is over {limits.max_body_bytes} bytes (at least {size})")
+
+
+def _split_json(body: bytes, limits: DecodeLimits) -> tuple[list[tuple[str, str]], dict[str, object], bool]:
+    """`{"image": b64, ...options}`, `{"images": [b64, ...], ...options}` or `[b64, ...]`."""
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"JSON body is not valid JSON: {exc}") from None
+    single = False
+    if isinstance(document, list):
+        images, option_fields = document, {}
+        names = [f"JSON body [{i}]" for i in range(len(images))]
+    elif isinstance(document, dict):
+        present = [key for key in _IMAGE_KEYS if key in document]
+        if len(present) != 1:
+            raise RequestError(400, 'JSON body needs exactly one of "image" (base64) or "images" (a list)')
+        key = present[0]
+        option_fields = {k: v for k, v in document.items() if k != key}
+        single = key == "image"
+        images = [document[key]] if single else document[key]
+        if not isinstance(images, list):
+            raise RequestError(400, 'JSON body: "images" must be a list of base64 strings')
+        names = [f'JSON body "{key}"' + ("" if single else f"[{i}]") for i in range(len(images))]
+    else:
+        raise RequestError(400, "JSON body must be an object or a list of base64 strings")
+    if not images:
+        raise RequestError(400, "JSON body holds no image")
+    if len(images) > limits.max_images:
+        raise RequestError(
+            413, f"JSON body holds {len(images)} images, over the limit of {limits.max_images} per request"
+        )
+    for where, text in zip(names, images, strict=True):
+        if not isinstance(text, str):
+            raise RequestError(400, f"{where}: expected a base64 string, got {type(text).__name__}")
+    return list(zip(names, images, strict=True)), option_fields, single
+
+
+def _decode_base64(text: str, where: str) -> bytes:
+    if text.startswith("data:") and "," in text:  # a data URI, as browsers produce
+        text = text.split(",", 1)[1]
+    compact = "".join(text.split())
+    alphabet = b"-_" if ("-" in compact or "_" in compact) else None
+    try:
+        data = base64.b64decode(compact, altchars=alphabet, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(400, f"{where}: not valid base64 ({exc})") from None
+    if not data:
+        raise RequestError(400, f"{where}: empty image")
+    return data
+
+
+def _open_lazily(data: bytes, where: str) -> Image.Image:
+    """Read the header only: format and size, no pixels yet."""
+    try:
+        return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise RequestError(413, f"{where}: refused as a decompression bomb ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise RequestError(
+            400, f"{where}: not a readable image ({', '.join(ALLOWED_FORMATS)}): {exc}"
+        ) from None
+
+
+def _check_pixels(opened: list[tuple[str, Image.Image]], limits: DecodeLimits) -> None:
+    total = 0
+    for where, image in opened:
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise RequestError(400, f"{where}: image has no pixels ({width}x{height})")
+        pixels = width * height
+        if pixels > limits.max_pixels:
+            raise RequestError(
+                413,
+                f"{where}: image is {width}x{height} = {pixels / 1e6:.1f} Mpx, over the limit of "
+                f"{limits.max_pixels / 1e6:.1f} Mpx per image (refused before decoding: "
+                "decompression bomb guard)",
+            )
+        total += pixels
+    if total > limits.max_request_pixels:
+        raise RequestError(
+            413,
+            f"request images hold {total / 1e6:.1f} Mpx together, over the limit of "
+            f"{limits.max_request_pixels / 1e6:.1f} Mpx per request",
+        )
+
+
+def _to_bgr(image: Image.Image, where: str) -> np.ndarray:
+    """Decode the pixels; EXIF orientation applied, as `cv2.imread` does for training images."""
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        rgb = np.asarray(image.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise RequestError(400, f"{where}: corrupt or truncated image ({exc})") from None
+    return np.ascontiguousarray(rgb[:, :, ::-1])

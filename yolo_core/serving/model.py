@@ -1,0 +1,94 @@
+"""The served model: loaded in the background, so that `/ping` answers at once with 503 until
+it is ready, then run on one batch of images with one request's options."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from yolo_core.infer.detections import Detections
+from yolo_core.infer.sliced import predict_sliced
+from yolo_core.serving.options import InferenceOptions
+
+log = logging.getLogger(__name__)
+
+
+class PredictorLike(Protocol):
+    names: dict[int, str]
+    imgsz: int
+    batch_size: int
+
+    def predict(self, images: list[np.ndarray], **kwargs: object) -> list[Detections]: ...
+
+
+class ModelHolder:
+    def __init__(
+        self,
+        load: Callable[[], PredictorLike],
+        on_failure: Callable[[str], None] | None = None,
+        warmup_batches: int = 1,
+    ):
+        self._load = load
+        self._warmup_batches = warmup_batches
+        self._on_failure = on_failure
+        self._ready = threading.Event()
+        self.predictor: PredictorLike | None = None
+        self.error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def start_loading(self) -> threading.Thread:
+        thread = threading.Thread(target=self._load_and_warm_up, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def _load_and_warm_up(self) -> None:
+        try:
+            predictor = self._load()
+            self._warm_up(predictor)
+        except Exception as exc:  # noqa: BLE001 - reported through /ping and the process exit status
+            log.exception("loading the model failed")
+            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if self._on_failure is not None:
+                self._on_failure(self.error)
+            return
+        self.predictor = predictor
+        self._ready.set()
+        log.info("model ready: %d classes", len(predictor.names))
+
+    def _warm_up(self, predictor: PredictorLike) -> None:
+        """Full batches at the model's size: allocation and kernel selection happen before /ping
+        says 200, not in the first client's request."""
+        image = np.zeros((predictor.imgsz, predictor.imgsz, 3), dtype=np.uint8)
+        for _ in range(self._warmup_batches):
+            predictor.predict([image] * predictor.batch_size)
+
+    def run(self, images: list[np.ndarray], options: InferenceOptions) -> list[Detections]:
+        """One forward pass (or one sliced pass) over images that share `options`."""
+        predictor = self.predictor
+        if predictor is None:
+            raise RuntimeError("the model is not loaded")
+        iou = {} if options.iou is None else {"iou": options.iou}
+        if not options.sliced:
+            return predictor.predict(images, conf=options.conf, max_det=options.max_det, **iou)
+        # `iou` means NMS IoU on both paths: for slicing, the NMS inside each tile (the cross-tile
+        # merge keeps its own, IoS-based default).
+        return predict_sliced(
+            predictor,
+            images,
+            slice_size=options.slice_size,
+            overlap=options.slice_overlap,
+            full_frame=options.full_frame,
+            conf=options.conf,
+            max_det=options.max_det,
+            **({} if options.iou is None else {"tile_iou": options.iou}),
+        )
