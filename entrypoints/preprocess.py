@@ -39,12 +39,16 @@ def _pair(text: str) -> tuple[int, int]:
     return low, high
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the contract table of the module docstring as written, and shows defaults."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     paths = ProcessingPaths.from_env()
     parser = argparse.ArgumentParser(
         prog="preprocess",
-        description=__doc__.split("\n\n")[0] + " Reads the SageMaker Processing contract; flags override it.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__,
+        formatter_class=_HelpFormatter,
     )
     io = parser.add_argument_group("paths")
     io.add_argument("--input", type=Path, default=paths.input("data"), help="raw source folder")

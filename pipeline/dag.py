@@ -79,7 +79,7 @@ class ProcessingStep:
     instance_type: ParamRef
     inputs: tuple[Input, ...]
     outputs: tuple[str, ...]
-    arguments: tuple[str, ...] = ()
+    arguments: tuple[Value, ...] = ()
     property_files: tuple[PropertyFile, ...] = ()
 
 
@@ -153,6 +153,7 @@ GATES = (
 
 PARAMETERS = (
     Param("InputDataUri", "string", lambda c: c.s3_uri("raw"), "raw imagery (VisDrone, COCO or YOLO folders)"),
+    Param("InputFormat", "string", lambda c: "visdrone", "layout of the raw imagery: visdrone, coco or yolo"),
     Param("PreprocessInstanceType", "string", lambda c: c.instance_types.preprocess, "preprocess instance"),
     Param("TrainInstanceType", "string", lambda c: c.instance_types.train, "training instance"),
     Param("EvaluateInstanceType", "string", lambda c: c.instance_types.evaluate, "evaluation instance"),
@@ -227,8 +228,9 @@ def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None 
             entrypoint="preprocess",
             image="preprocess",
             instance_type=ParamRef("PreprocessInstanceType"),
-            inputs=(Input("raw", ParamRef("InputDataUri")),),
+            inputs=(Input("data", ParamRef("InputDataUri")),),
             outputs=("dataset", "report", "baseline"),
+            arguments=("--format", ParamRef("InputFormat"), "--no-progress"),
         ),
         TrainingStep(
             TRAIN,

@@ -19,6 +19,8 @@ from yolo_core.runtime import configure_offline  # noqa: E402
 configure_offline()
 netguard.install()
 
+pytest_plugins = ["tests.fixtures_aws"]
+
 
 @pytest.fixture(autouse=True)
 def network_guard(tmp_path_factory: pytest.TempPathFactory):

@@ -47,7 +47,9 @@ def test_coco_conversion(tmp_path):
         {"file": "images/c.png", "reasons": ["label_field_count", "label_unknown_class"]},
         {"file": "images/d.png", "reasons": ["image_size_mismatch"]},
     ]
-    by_field = {(i["kind"], i["field"]) for i in report["issues"] if i["file"] == "annotations/instances.json"}
+    by_field = {
+        (i["kind"], i["field"]) for i in report["issues"] if i["file"] == "annotations/instances.json"
+    }
     assert by_field >= {
         ("label_degenerate_box", "annotations[3]"),
         ("label_unknown_class", "annotations[4]"),

@@ -83,7 +83,9 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = log_file
         command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), *args]
+        # One torch thread: the test client shares the two cores, and OpenMP threads that wait
+        # for a busy core slow inference down several times.
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--threads", "1", *args]
         with open(log_file, "wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 

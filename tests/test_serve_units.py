@@ -263,3 +263,9 @@ def test_capture_sampling_zero_writes_nothing(tmp_path: Path):
     capture.submit(CapturedExchange("image/jpeg", b"x", "application/json", b"{}"))
     capture.close()
     assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_unidentified_image_is_a_400_even_after_ultralytics_patched_pillow():
+    import ultralytics.utils.patches  # noqa: F401 - replaces PIL.Image.open
+
+    assert "not a readable image" in rejected("image/jpeg", b"\xff\xd8\xff garbage").message

@@ -17,7 +17,7 @@ from typing import Any
 from yolo_core.errors import UserInputError
 
 MODEL_NAME = re.compile(r"^yolo11[nsmlx]$")
-OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "MuSGD")
+OPTIMIZERS = ("auto", "SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop", "MuSGD")
 PRECISIONS = ("auto", "fp32", "amp", "bf16")
 AUGMENT_PRESETS = ("aerial", "ultralytics", "none")
 CACHE_MODES = ("", "ram", "disk")

@@ -21,7 +21,7 @@ from yolo_core.data.images_io import LoadedImage, load_image
 from yolo_core.data.labels import Labels
 from yolo_core.data.source import SourceItem
 from yolo_core.data.stats import image_statistics
-from yolo_core.data.tiling import Window, clip_to_window, tile_windows
+from yolo_core.data.tiling import clip_to_windows, tile_windows
 
 MASK_GREY = 114  # the grey Ultralytics pads letterboxes with: "nothing here" to the model
 COPYABLE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -84,11 +84,19 @@ def output_stem(rel: str) -> str:
 
 def yolo_label_text(classes: np.ndarray, boxes: np.ndarray, width: int, height: int) -> str:
     """YOLO label lines (class, centre and size normalised) for pixel corner boxes."""
-    lines = []
-    for cls, (x0, y0, x1, y1) in zip(classes.tolist(), boxes.tolist(), strict=True):
-        xc, yc = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
-        lines.append(f"{cls} {xc:.6f} {yc:.6f} {(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}")
-    return "\n".join(lines) + ("\n" if lines else "")
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centre_size = np.column_stack(
+        [
+            (boxes[:, 0] + boxes[:, 2]) / (2 * width),
+            (boxes[:, 1] + boxes[:, 3]) / (2 * height),
+            (boxes[:, 2] - boxes[:, 0]) / width,
+            (boxes[:, 3] - boxes[:, 1]) / height,
+        ]
+    )
+    return "".join(
+        f"{cls} {xc:.6f} {yc:.6f} {w:.6f} {h:.6f}\n"
+        for cls, (xc, yc, w, h) in zip(np.asarray(classes).tolist(), centre_size.tolist(), strict=True)
+    )
 
 
 def _labels(item: SourceItem, width: int, height: int, options: FrameOptions) -> Labels:
@@ -120,7 +128,7 @@ def _encode(image: np.ndarray, quality_level: int) -> bytes:
 
 def _write(options: FrameOptions, split_name: str, output: OutputItem, data: bytes) -> None:
     (options.out_dir / "images" / split_name / f"{output.name}{output.suffix}").write_bytes(data)
-    (options.out_dir / "labels" / split_name / f"{output.name}.txt").write_text(output.label_text)
+    (options.out_dir / "labels" / split_name / f"{output.name}.txt").write_bytes(output.label_text.encode())
 
 
 def _write_frame(result: FrameResult, loaded: LoadedImage, labels: Labels, split_name: str, options) -> None:
@@ -137,9 +145,11 @@ def _write_frame(result: FrameResult, loaded: LoadedImage, labels: Labels, split
         _write(options, split_name, output, loaded.data if copy else _encode(image, options.jpeg_quality))
         result.outputs.append(output)
         return
-    for window in tile_windows(width, height, options.tile_size, options.tile_overlap):
-        tile_boxes, kept = clip_to_window(boxes, window, options.min_visible_fraction)
-        result.counts["tile_boxes_dropped_by_visibility"] += _boxes_touching(boxes, window) - len(kept)
+    windows = tile_windows(width, height, options.tile_size, options.tile_overlap)
+    for window, (tile_boxes, kept, touching) in zip(
+        windows, clip_to_windows(boxes, windows, options.min_visible_fraction), strict=True
+    ):
+        result.counts["tile_boxes_dropped_by_visibility"] += touching - len(kept)
         if not len(kept):
             if not split.keep_empty_tile(
                 result.rel, window.x, window.y, options.seed, options.empty_tile_ratio
@@ -161,15 +171,6 @@ def _write_frame(result: FrameResult, loaded: LoadedImage, labels: Labels, split
         pixels = image[window.y : window.y + window.height, window.x : window.x + window.width]
         _write(options, split_name, output, _encode(pixels, options.jpeg_quality))
         result.outputs.append(output)
-
-
-def _boxes_touching(boxes: np.ndarray, window: Window) -> int:
-    if not len(boxes):
-        return 0
-    x0, y0, x1, y1 = window.as_box()
-    return int(
-        np.count_nonzero((boxes[:, 0] < x1) & (boxes[:, 2] > x0) & (boxes[:, 1] < y1) & (boxes[:, 3] > y0))
-    )
 
 
 def process_frame(item: SourceItem, options: FrameOptions) -> FrameResult:

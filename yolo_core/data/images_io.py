@@ -38,7 +38,8 @@ class LoadedImage:
 
 
 def content_digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """SHA-256 (hardware-accelerated on current CPUs: faster here than BLAKE2), 128 bits kept."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _truncated(data: bytes) -> bool:

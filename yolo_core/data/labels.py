@@ -93,7 +93,7 @@ class Labels:
         box = self._clip(x0, y0, x1, y1, line, where)
         if box is None:
             return
-        key = (cls, *(round(v, 2) for v in box))
+        key = (cls, round(box[0], 2), round(box[1], 2), round(box[2], 2), round(box[3], 2))
         if key in self._seen:
             self.counts["duplicates_dropped"] += 1
             first = self._seen[key]
@@ -130,7 +130,7 @@ class Labels:
 def parse_numbers(fields: list[str]) -> list[float] | None:
     """The fields as finite floats, or None when any is not a number."""
     try:
-        values = [float(text) for text in fields]
+        values = list(map(float, fields))  # float() itself accepts surrounding blanks
     except ValueError:
         return None
-    return values if all(math.isfinite(v) for v in values) else None
+    return values if all(map(math.isfinite, values)) else None

@@ -1,9 +1,10 @@
 """Dataset statistics: the baseline the drift monitor compares served images against.
 
 Per image: brightness (mean grey level), contrast (standard deviation of grey), sharpness
-(variance of the Laplacian) and resolution. Grey levels are measured on the image resized so
-that its longer side is at most `STATS_SIDE` pixels, so sharpness means the same for a 4K frame
-and a 720p frame; the monitor must call `image_statistics` too, to measure the same way.
+(variance of the Laplacian) and resolution. Grey levels are measured on the image shrunk by the
+smallest integer factor that brings its longer side to at most `STATS_SIDE` pixels, so that
+sharpness is comparable between a 4K frame and a 1080p one, and cheap; the monitor must call
+`image_statistics` too, to measure the same way.
 Per dataset: those values' distribution (summary and histogram, plus the raw values), boxes
 per image, and box sizes per class, all measured on source frames (before tiling), since
 served requests carry whole frames.
@@ -12,6 +13,7 @@ served requests carry whole frames.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -25,11 +27,11 @@ HISTOGRAM_BINS = 20
 def image_statistics(image: np.ndarray) -> dict[str, float]:
     """Brightness, contrast, sharpness and resolution of one 8-bit BGR (or grey) image."""
     height, width = image.shape[:2]
+    factor = math.ceil(max(height, width) / STATS_SIDE)
+    if factor > 1:  # an integer factor keeps OpenCV's fast area-averaging path (~100x faster)
+        cropped = image[: height // factor * factor, : width // factor * factor]
+        image = cv2.resize(cropped, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    scale = STATS_SIDE / max(height, width)
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     mean, std = cv2.meanStdDev(grey)
     _, laplacian_std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_32F))
     return {

@@ -61,27 +61,40 @@ def tile_to_frame(boxes: np.ndarray, window: Window) -> np.ndarray:
     return np.asarray(boxes, dtype=np.float64) + [window.x, window.y, window.x, window.y]
 
 
-def box_areas(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-
-
-def clip_to_window(
-    boxes: np.ndarray, window: Window, min_visible_fraction: float, min_box_px: float = 1.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes seen through `window`, in tile coordinates, and the indices of the kept boxes.
+def clip_to_windows(
+    boxes: np.ndarray, windows: list[Window], min_visible_fraction: float, min_box_px: float = 1.0
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """For each window: boxes seen through it (tile coordinates), their indices, and how many
+    boxes touched it at all. One vectorised pass over all windows, since frames have hundreds
+    of boxes and dozens of tiles.
 
     A box is kept when the part inside the window is at least `min_visible_fraction` of its
     area and at least `min_box_px` wide and high.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    local = frame_to_tile(boxes, window)
-    clipped = np.empty_like(local)
-    clipped[:, [0, 2]] = np.clip(local[:, [0, 2]], 0, window.width)
-    clipped[:, [1, 3]] = np.clip(local[:, [1, 3]], 0, window.height)
-    visible = box_areas(clipped) / np.maximum(box_areas(local), 1e-9)
-    big_enough = ((clipped[:, 2] - clipped[:, 0]) >= min_box_px) & (
-        (clipped[:, 3] - clipped[:, 1]) >= min_box_px
+    origins = np.array([[w.x, w.y, w.x, w.y] for w in windows], dtype=np.float64).reshape(-1, 1, 4)
+    limits = np.array([[w.width, w.height, w.width, w.height] for w in windows], dtype=np.float64)
+    local = boxes[None, :, :] - origins  # (windows, boxes, 4)
+    clipped = np.clip(local, 0, limits[:, None, :])
+    widths, heights = clipped[..., 2] - clipped[..., 0], clipped[..., 3] - clipped[..., 1]
+    full = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+    inside = widths * heights
+    keep = (
+        (inside >= min_visible_fraction * full)
+        & (widths >= min_box_px)
+        & (heights >= min_box_px)
+        & (inside > 0)
     )
-    keep = np.flatnonzero((visible >= min_visible_fraction) & big_enough & (box_areas(clipped) > 0))
-    return clipped[keep], keep
+    results = []
+    for i in range(len(windows)):
+        kept = np.flatnonzero(keep[i])
+        results.append((clipped[i, kept], kept, int(np.count_nonzero(inside[i] > 0))))
+    return results
+
+
+def clip_to_window(
+    boxes: np.ndarray, window: Window, min_visible_fraction: float, min_box_px: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes seen through one window, in tile coordinates, and the indices of the kept boxes."""
+    clipped, kept, _ = clip_to_windows(boxes, [window], min_visible_fraction, min_box_px)[0]
+    return clipped, kept

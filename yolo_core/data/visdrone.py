@@ -37,7 +37,7 @@ def parse_annotation_text(text: str, file: str, width: int, height: int) -> Labe
         line = raw.strip()
         if not line:
             continue
-        fields = [f.strip() for f in line.rstrip(",").split(",")]
+        fields = line.rstrip(",").split(",")
         if len(fields) != FIELDS:
             labels.error(
                 quality.LABEL_FIELD_COUNT,

@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,10 +138,17 @@ def _decode_base64(text: str, where: str) -> bytes:
     return data
 
 
+def _pil_open():
+    """Pillow's own `Image.open`. Ultralytics replaces it with one that, on an unidentified image,
+    tries to install a HEIF plugin (the network, then ModuleNotFoundError): here that must be a 400."""
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)
+
+
 def _open_lazily(data: bytes, where: str) -> Image.Image:
     """Read the header only: format and size, no pixels yet."""
     try:
-        return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        return _pil_open()(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise RequestError(413, f"{where}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

@@ -82,7 +82,7 @@ class ModelHolder:
             return predictor.predict(images, conf=options.conf, max_det=options.max_det, **iou)
         # `iou` means NMS IoU on both paths: for slicing, the NMS inside each tile (the cross-tile
         # merge keeps its own, IoS-based default).
-        return predict_sliced(
+        framed = predict_sliced(
             predictor,
             images,
             slice_size=options.slice_size,
@@ -92,3 +92,10 @@ class ModelHolder:
             max_det=options.max_det,
             **({} if options.iou is None else {"tile_iou": options.iou}),
         )
+        return [_best(detections, options.max_det) for detections in framed]  # max_det there is per tile
+
+
+def _best(detections: Detections, max_det: int) -> Detections:
+    if len(detections) <= max_det:
+        return detections
+    return detections.select(np.argsort(-detections.scores, kind="stable")[:max_det])

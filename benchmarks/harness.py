@@ -1,0 +1,174 @@
+"""What the inference benchmarks share: weights, frames, timing, agreement and the compute floor.
+
+Every figure is measured in one run against its baseline on the same weights and images, since
+the machine is shared and absolute numbers move between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from yolo_core.runtime import configure_offline  # noqa: E402
+
+configure_offline()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from yolo_core.evaluation.ground_truth import GroundTruth  # noqa: E402
+from yolo_core.evaluation.metrics import match_detections  # noqa: E402
+from yolo_core.infer.detections import Detections  # noqa: E402
+from yolo_core.infer.hardware import DTYPES, cpu_has_bf16_matrix_units, resolve_device  # noqa: E402
+from yolo_core.runtime import apply_thread_count, cpu_thread_count  # noqa: E402
+
+
+def add_common_args(parser) -> None:
+    add = parser.add_argument
+    add("--device", default="auto", help="auto, cpu, cuda, cuda:0")
+    add("--weights", type=Path, help="a .pt checkpoint (a trained one for meaningful agreement figures)")
+    add("--model", default="yolo11n.yaml", help="architecture for random weights when --weights is absent")
+    add("--precisions", default="auto", help="comma list of fp32,bf16,fp16; auto: fp32 plus the fast one")
+    add("--repeats", type=int, default=3, help="timed repeats; the median is reported")
+    add("--json", type=Path, help="write the results here as JSON")
+
+
+def prepare_weights(args) -> tuple[Path, bool]:
+    """(checkpoint path, trained?): the given weights, or random ones built from the yaml."""
+    if args.weights:
+        return args.weights, True
+    from ultralytics import YOLO
+
+    path = Path(tempfile.mkdtemp(prefix="bench-weights-")) / f"{Path(args.model).stem}-random.pt"
+    YOLO(args.model).save(path)
+    return path, False
+
+
+def fast_precisions(device: torch.device, requested: str) -> list[str]:
+    if requested != "auto":
+        return [p.strip() for p in requested.split(",") if p.strip()]
+    if device.type == "cuda":
+        return ["fp32", "fp16"]
+    return ["fp32", "bf16"] if cpu_has_bf16_matrix_units() else ["fp32"]
+
+
+def describe_machine(device: torch.device) -> dict:
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": _cpu_model(),
+        "cpu_threads": cpu_thread_count(),
+        "amx_bf16": cpu_has_bf16_matrix_units(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, object]:
+    """Median wall seconds of `repeats` calls (after the caller's warm-up) and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        result = fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def matmul_flops_per_second(device: torch.device, precision: str, size: int | None = None) -> float:
+    """FLOP/s of a large square matrix product in this precision: the machine's compute ceiling."""
+    size = size or (8192 if device.type == "cuda" else 2048)
+    dtype = DTYPES[precision]
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    with torch.inference_mode():
+        for _ in range(2):
+            a @ b
+        runs = 10 if device.type == "cuda" else 3
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(runs):
+            a @ b
+        sync(device)
+    return 2 * size**3 * runs / (time.perf_counter() - start)
+
+
+def model_flops(weights: Path, height: int, width: int) -> float:
+    """FLOPs of one forward pass of the fused model at an input of height x width (thop)."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    from yolo_core.infer.torch_backend import load_ultralytics_model
+
+    model = load_ultralytics_model(weights).fuse(verbose=False)
+    return float(get_flops(model, [height, width])) * 1e9
+
+
+def letterboxed_shape(height: int, width: int, imgsz: int, stride: int = 32) -> tuple[int, int]:
+    """The network input our letterbox gives a frame of this size (see yolo_core.infer.letterbox)."""
+    gain = min(imgsz / height, imgsz / width)
+    return math.ceil(round(height * gain) / stride) * stride, math.ceil(round(width * gain) / stride) * stride
+
+
+def agreement(a: list[Detections], b: list[Detections]) -> float:
+    """Fraction of the boxes in `a` matched one-to-one by a same-class box of `b` at IoU >= 0.5."""
+    matched = total = 0
+    for dets_a, dets_b in zip(a, b, strict=True):
+        truth = GroundTruth(dets_b.boxes, dets_b.class_ids)
+        order = np.argsort(-dets_a.scores, kind="stable")
+        matched += int(match_detections(dets_a.select(order), truth)[:, 0].sum())  # column 0: IoU 0.5
+        total += len(dets_a)
+    return matched / total if total else 1.0
+
+
+def both_ways(a: list[Detections], b: list[Detections]) -> dict:
+    return {
+        "a_in_b": round(agreement(a, b), 4),
+        "b_in_a": round(agreement(b, a), 4),
+        "boxes_a": sum(map(len, a)),
+        "boxes_b": sum(map(len, b)),
+    }
+
+
+def use_all_cores(device: torch.device) -> None:
+    """Ultralytics caps CPU inference at cores - 1 threads; both sides get every core."""
+    if device.type == "cpu":
+        apply_thread_count(cpu_thread_count())
+
+
+def write_json(path: Path | None, results: dict) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results written to {path}")
+
+
+def device_from(args) -> torch.device:
+    return resolve_device(args.device)

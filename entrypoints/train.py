@@ -1,0 +1,172 @@
+"""`train`: the SageMaker training-job command.
+
+Reads the contract under /opt/ml (`SAGEMAKER_BASE_DIR` moves it for local runs):
+- input/config/hyperparameters.json: string values, see `--help` for the names;
+- input/config/inputdataconfig.json: the channels, either one `dataset` channel holding a
+  data.yaml (what preprocess writes), or `train` (+ `val`) channels with images/ and labels/
+  folders; an optional `weights` channel holds starting weights (.pt);
+- input/config/resourceconfig.json: the hosts (one node; several GPUs on it train with DDP);
+- checkpoints/: the run itself; a spot restart finds it there and resumes.
+Writes model/best.pt + model/model.json, or output/failure (one line) and a non-zero exit.
+Environment: IMAGE_URI (set at image build) and TRAINING_JOB_NAME/ARN (set by SageMaker) become
+MLflow tags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from entrypoints.contract import TrainingPaths, read_json_file, run_main, write_failure
+from yolo_core.errors import UserInputError
+from yolo_core.hyperparams import Hyperparameters, describe
+
+LOG = logging.getLogger("train")
+TAG_ENV = {"IMAGE_URI": "image_uri", "TRAINING_JOB_NAME": "training_job_name", "TRAINING_JOB_ARN": "training_job_arn"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="train",
+        description=(
+            "Train a YOLOv11 detector under the SageMaker training contract. Resumes from "
+            "/opt/ml/checkpoints after a spot interruption; a finished run is only re-exported."
+        ),
+        epilog="Hyperparameters (hyperparameters.json, all values strings):\n" + describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def channels(paths: TrainingPaths) -> dict[str, Path]:
+    """The input channels: inputdataconfig.json's names, or the folders present if it is absent."""
+    config = read_json_file(paths.input_data_config_file, "inputdataconfig.json")
+    data_root = paths.base / "input" / "data"
+    names = list(config) if config else sorted(p.name for p in data_root.glob("*") if p.is_dir())
+    found = {}
+    for name in names:
+        folder = paths.channel(name)
+        if not folder.is_dir():
+            raise UserInputError(f"{paths.input_data_config_file}: channel '{name}' has no folder {folder}")
+        found[name] = folder
+    return found
+
+
+def _find_one(folder: Path, pattern: str, what: str) -> Path:
+    matches = sorted(folder.glob(pattern)) or sorted(folder.glob(f"*/{pattern}"))
+    if len(matches) != 1:
+        detail = "none" if not matches else ", ".join(str(m) for m in matches[:5])
+        raise UserInputError(f"channel folder {folder}: expected one {what}, found {detail}")
+    return matches[0]
+
+
+def _names_from(folder: Path) -> dict[int, str]:
+    import yaml
+
+    for candidate in (folder / "data.yaml", folder / "dataset.json"):
+        if candidate.is_file():
+            document = (yaml.safe_load if candidate.suffix == ".yaml" else json.loads)(candidate.read_text())
+            names = (document or {}).get("names")
+            if names:
+                return dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
+    raise UserInputError(f"channel folder {folder}: needs a data.yaml or dataset.json with the class names")
+
+
+def data_yaml_for(found: dict[str, Path], work_dir: Path) -> Path:
+    """The data.yaml to train on, from a `dataset` channel or from `train`/`val` channels."""
+    from yolo_core.train.data_source import write_data_yaml
+
+    if "dataset" in found:
+        return _find_one(found["dataset"], "data.yaml", "data.yaml")
+    if "train" not in found:
+        raise UserInputError(
+            f"inputdataconfig.json: needs a 'dataset' channel or a 'train' channel; got {sorted(found) or 'none'}"
+        )
+    train_images = found["train"] / "images"
+    val_images = found["val"] / "images" if "val" in found else train_images
+    for folder in (train_images, val_images):
+        if not folder.is_dir():
+            raise UserInputError(f"channel folder {folder.parent}: expected images/ and labels/ folders")
+    return write_data_yaml(work_dir / "data.yaml", train_images, val_images, _names_from(found["train"]))
+
+
+def weights_for(hp: Hyperparameters, found: dict[str, Path]) -> Path | None:
+    """Starting weights: `weights` as a path, or a file (or the only .pt) in the weights channel."""
+    if "weights" in found:
+        if hp.weights:
+            candidate = found["weights"] / hp.weights
+            if not candidate.is_file():
+                raise UserInputError(f"hyperparameter 'weights': {hp.weights} not found in {found['weights']}")
+            return candidate
+        return _find_one(found["weights"], "*.pt", ".pt file")
+    if hp.weights:
+        path = Path(hp.weights)
+        if not path.is_file():
+            raise UserInputError(f"hyperparameter 'weights': {path} not found (and no 'weights' channel)")
+        return path
+    return None
+
+
+def check_single_node(paths: TrainingPaths) -> None:
+    resources = read_json_file(paths.resource_config_file, "resourceconfig.json")
+    hosts = resources.get("hosts") or []
+    if len(hosts) > 1:
+        raise UserInputError(
+            f"{paths.resource_config_file}: {len(hosts)} hosts; multi-node training is not supported "
+            "yet (use one instance; its GPUs train together with DDP)"
+        )
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The command's work; `main` adds the contract's failure handling around it."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "train"]  # `docker run IMAGE train`
+    _parser().parse_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from yolo_core.runtime import configure_offline
+
+    configure_offline()
+    from yolo_core.train.spot import TrainingInterrupted
+    from yolo_core.train.trainer import TrainingJob, train
+
+    paths = TrainingPaths.from_env()
+    hp = Hyperparameters.from_mapping(
+        read_json_file(paths.hyperparameters_file, "hyperparameters.json"), source=str(paths.hyperparameters_file)
+    )
+    check_single_node(paths)
+    found = channels(paths)
+    work_dir = paths.output_dir / "train-work"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    job = TrainingJob(
+        data_yaml=data_yaml_for(found, work_dir),
+        checkpoint_dir=paths.checkpoint_dir,
+        model_dir=paths.model_dir,
+        hyperparameters=hp,
+        weights=weights_for(hp, found),
+        tags={tag: os.environ[env] for env, tag in TAG_ENV.items() if os.environ.get(env)},
+        work_dir=work_dir,
+    )
+    try:
+        outcome = train(job)
+    except TrainingInterrupted as exc:
+        write_failure(paths.failure_file, str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    verb = "trained" if outcome.trained else "exported (the run had already finished)"
+    print(
+        f"train: {verb}; {outcome.epochs_completed} epochs; metrics {outcome.card.metrics}; "
+        f"model in {outcome.model_dir}; MLflow run {outcome.mlflow_run_id}",
+        flush=True,
+    )
+    return 0
+
+
+def main() -> None:
+    run_main(run, TrainingPaths.from_env().failure_file)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""boto3 clients for one environment, with the project's retry policy.
+
+boto3 follows `AWS_ENDPOINT_URL` by itself, which is how tests and the demo point every client at
+a moto server on loopback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from yolo_core.retry import aws_client_config
+
+
+@dataclass
+class AwsClients:
+    region: str
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def client(self, service: str) -> Any:
+        if service not in self._cache:
+            import boto3
+
+            self._cache[service] = boto3.session.Session(region_name=self.region).client(
+                service, config=aws_client_config()
+            )
+        return self._cache[service]
+
+    @property
+    def s3(self) -> Any:
+        return self.client("s3")
+
+    @property
+    def sagemaker(self) -> Any:
+        return self.client("sagemaker")
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create the bucket if it is missing (the demo's and tests' moto server starts empty)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3.head_bucket(Bucket=bucket)
+        except ClientError:
+            extra = {} if self.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+            self.s3.create_bucket(Bucket=bucket, **extra)

@@ -1,0 +1,296 @@
+"""The model registry: an MLflow model version and a SageMaker model package, kept in step.
+
+Registering writes both, each pointing at the other (an MLflow tag holds the package ARN, the
+package's metadata holds the MLflow name and version); approving or rejecting changes both, undoing
+the first change if the second fails, and appends who, when and why to an audit log (JSON lines).
+`lineage` answers, for one model version, which data, code, images and pipeline run made it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.artifacts import split_s3_uri
+from pipeline.aws import AwsClients
+from pipeline.config import EnvConfig
+from yolo_core.errors import UserInputError
+
+PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
+APPROVED_ALIAS = "approved"
+PACKAGE_TAG = "sagemaker_model_package_arn"
+STATUS_TAG = "approval_status"
+_METADATA_LIMIT = 256  # SageMaker's limit on a customer metadata value
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    model_package_arn: str
+    status: str
+    model_data_url: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from: recorded on both sides at registration."""
+
+    dataset_hash: str
+    input_data_uri: str
+    dataset_location: str
+    code_commit: str
+    images: dict[str, str]
+    pipeline_run_id: str
+    pipeline_execution: str = ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _pack_model(model_dir: Path, target: Path) -> Path:
+    """SageMaker hosts a model from a model.tar.gz whose root is the model folder's content."""
+    with tarfile.open(target, "w:gz") as archive:
+        for path in sorted(Path(model_dir).iterdir()):
+            archive.add(path, arcname=path.name)
+    return target
+
+
+def evaluation_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
+    """`{"metrics": {"map50": {"value": v}}}` -> `{"map50": v}` (the PropertyFile's shape)."""
+    try:
+        return {name: float(entry["value"]) for name, entry in evaluation["metrics"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserInputError(f"evaluation.json: expected metrics.<name>.value numbers ({exc})") from None
+
+
+class ModelRegistry:
+    def __init__(self, config: EnvConfig, tracking_uri: str, aws: AwsClients, audit_log: Path) -> None:
+        from mlflow import MlflowClient
+
+        self.config = config
+        self.name = config.model_package_group
+        self.mlflow = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.aws = aws
+        self.audit_log = Path(audit_log)
+
+    # -- registration -----------------------------------------------------------------------
+    def register(
+        self, model_dir: Path, evaluation_file: Path, run_id: str, provenance: Provenance
+    ) -> RegisteredModel:
+        """Register the model on both sides, PendingManualApproval, with its evaluation attached."""
+        evaluation = json.loads(Path(evaluation_file).read_text())
+        metrics = evaluation_metrics(evaluation)
+        model_data_url, evaluation_url = self._upload(model_dir, evaluation_file, run_id)
+        self._ensure_package_group()
+        self.mlflow.log_artifacts(run_id, str(model_dir), "model")
+        self.mlflow.log_artifact(run_id, str(evaluation_file), "evaluation")
+        self._ensure_registered_model()
+        tags = {
+            STATUS_TAG: PENDING,
+            "model_data_url": model_data_url,
+            "evaluation_url": evaluation_url,
+            **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
+            **self._provenance_tags(provenance),
+        }
+        version = self.mlflow.create_model_version(
+            self.name, source=f"{self.mlflow.get_run(run_id).info.artifact_uri}/model", run_id=run_id, tags=tags
+        )
+        try:
+            arn = self._create_package(model_data_url, evaluation_url, version.version, run_id, provenance)
+        except Exception:
+            self.mlflow.delete_model_version(self.name, version.version)  # never one side only
+            raise
+        self.mlflow.set_model_version_tag(self.name, version.version, PACKAGE_TAG, arn)
+        return RegisteredModel(self.name, str(version.version), arn, PENDING, model_data_url)
+
+    def _upload(self, model_dir: Path, evaluation_file: Path, run_id: str) -> tuple[str, str]:
+        prefix = self.config.s3_uri("registry", self.name, run_id)
+        bucket, key = split_s3_uri(prefix)
+        with tempfile.TemporaryDirectory(prefix="register-") as scratch:
+            archive = _pack_model(model_dir, Path(scratch) / "model.tar.gz")
+            self.aws.s3.upload_file(str(archive), bucket, f"{key}/model.tar.gz")
+        self.aws.s3.upload_file(str(evaluation_file), bucket, f"{key}/evaluation.json")
+        return f"{prefix}/model.tar.gz", f"{prefix}/evaluation.json"
+
+    def _ensure_package_group(self) -> None:
+        groups = self.aws.sagemaker.list_model_package_groups(NameContains=self.name)["ModelPackageGroupSummaryList"]
+        if not any(group["ModelPackageGroupName"] == self.name for group in groups):
+            self.aws.sagemaker.create_model_package_group(
+                ModelPackageGroupName=self.name,
+                ModelPackageGroupDescription=f"drone YOLO detectors ({self.config.name})",
+            )
+
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.mlflow.get_registered_model(self.name)
+        except MlflowException:
+            self.mlflow.create_registered_model(self.name, description="drone YOLO detectors")
+
+    @staticmethod
+    def _provenance_tags(provenance: Provenance) -> dict[str, str]:
+        return {
+            "dataset_hash": provenance.dataset_hash,
+            "input_data_uri": provenance.input_data_uri,
+            "dataset_location": provenance.dataset_location,
+            "code_commit": provenance.code_commit,
+            "pipeline_run_id": provenance.pipeline_run_id,
+            "pipeline_execution": provenance.pipeline_execution,
+            **{f"image.{name}": uri for name, uri in provenance.images.items()},
+        }
+
+    def _create_package(
+        self, model_data_url: str, evaluation_url: str, version: str, run_id: str, provenance: Provenance
+    ) -> str:
+        metadata = {
+            "mlflow_model_name": self.name,
+            "mlflow_model_version": str(version),
+            "mlflow_run_id": run_id,
+            **{k.replace(".", "_"): v for k, v in self._provenance_tags(provenance).items()},
+        }
+        response = self.aws.sagemaker.create_model_package(
+            ModelPackageGroupName=self.name,
+            ModelPackageDescription=f"MLflow {self.name} version {version}",
+            ModelApprovalStatus=PENDING,
+            InferenceSpecification={
+                "Containers": [{"Image": provenance.images["inference"], "ModelDataUrl": model_data_url}],
+                "SupportedContentTypes": ["image/jpeg", "image/png", "application/x-image", "application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_url}}},
+            CustomerMetadataProperties={k: str(v)[:_METADATA_LIMIT] for k, v in metadata.items() if v},
+        )
+        return response["ModelPackageArn"]
+
+    # -- approval ----------------------------------------------------------------------------
+    def resolve_version(self, version: str) -> str:
+        if version != "latest":
+            return version
+        versions = self.mlflow.search_model_versions(f"name='{self.name}'")
+        if not versions:
+            raise UserInputError(f"model {self.name!r} has no registered versions")
+        return str(max(int(v.version) for v in versions))
+
+    def _version(self, version: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.mlflow.get_model_version(self.name, self.resolve_version(version))
+        except MlflowException:
+            raise UserInputError(f"model {self.name!r} has no version {version!r}") from None
+
+    def approve(self, version: str, reason: str, who: str | None = None) -> RegisteredModel:
+        return self._decide(version, APPROVED, reason, who)
+
+    def reject(self, version: str, reason: str, who: str | None = None) -> RegisteredModel:
+        return self._decide(version, REJECTED, reason, who)
+
+    def _decide(self, version: str, status: str, reason: str, who: str | None) -> RegisteredModel:
+        if not reason.strip():
+            raise UserInputError("give a reason (--reason): the audit log records why")
+        who = who or getpass.getuser()
+        model_version = self._version(version)
+        arn = model_version.tags.get(PACKAGE_TAG, "")
+        if not arn:
+            raise UserInputError(f"model {self.name} version {model_version.version} has no SageMaker package tag")
+        package = self.aws.sagemaker.describe_model_package(ModelPackageName=arn)
+        previous = package["ModelApprovalStatus"]
+        when = _now()
+        self._update_package(package, status, f"{who}: {reason}"[:1024])
+        try:
+            for key, value in {STATUS_TAG: status, "decided_by": who, "decided_at": when, "decision_reason": reason}.items():
+                self.mlflow.set_model_version_tag(self.name, model_version.version, key, value)
+            if status == APPROVED:
+                self.mlflow.set_registered_model_alias(self.name, APPROVED_ALIAS, model_version.version)
+            elif self._alias_version() == str(model_version.version):
+                self.mlflow.delete_registered_model_alias(self.name, APPROVED_ALIAS)
+        except Exception:
+            self._update_package(package, previous, package.get("ApprovalDescription", "restored"))
+            raise
+        self._audit(
+            {
+                "time": when,
+                "who": who,
+                "action": status,
+                "previous": previous,
+                "reason": reason,
+                "model": self.name,
+                "version": str(model_version.version),
+                "model_package_arn": arn,
+            }
+        )
+        return RegisteredModel(self.name, str(model_version.version), arn, status, model_version.tags.get("model_data_url", ""))
+
+    def _update_package(self, package: dict[str, Any], status: str, description: str) -> None:
+        # Send the metadata back whole: some implementations replace it rather than merge it.
+        self.aws.sagemaker.update_model_package(
+            ModelPackageArn=package["ModelPackageArn"],
+            ModelApprovalStatus=status,
+            ApprovalDescription=description,
+            CustomerMetadataProperties=package.get("CustomerMetadataProperties") or {"status": status},
+        )
+
+    def _alias_version(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.mlflow.get_model_version_by_alias(self.name, APPROVED_ALIAS).version)
+        except MlflowException:
+            return ""
+
+    def _audit(self, entry: dict[str, Any]) -> None:
+        self.audit_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.audit_log.open("a") as handle:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    def audit_entries(self, version: str | None = None) -> list[dict[str, Any]]:
+        if not self.audit_log.is_file():
+            return []
+        entries = [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+        return [e for e in entries if e.get("model") == self.name and (version is None or e.get("version") == version)]
+
+    # -- lineage -----------------------------------------------------------------------------
+    def lineage(self, version: str) -> dict[str, Any]:
+        model_version = self._version(version)
+        tags = dict(model_version.tags)
+        arn = tags.get(PACKAGE_TAG, "")
+        package = self.aws.sagemaker.describe_model_package(ModelPackageName=arn) if arn else {}
+        sagemaker_status = package.get("ModelApprovalStatus", "")
+        return {
+            "model": self.name,
+            "version": str(model_version.version),
+            "approval": {
+                "mlflow": tags.get(STATUS_TAG, ""),
+                "sagemaker": sagemaker_status,
+                "in_step": tags.get(STATUS_TAG, "") == sagemaker_status,
+            },
+            "data": {
+                "input_data_uri": tags.get("input_data_uri", ""),
+                "dataset_hash": tags.get("dataset_hash", ""),
+                "dataset_location": tags.get("dataset_location", ""),
+            },
+            "code_commit": tags.get("code_commit", ""),
+            "images": {k.removeprefix("image."): v for k, v in sorted(tags.items()) if k.startswith("image.")},
+            "pipeline": {
+                "mlflow_pipeline_run_id": tags.get("pipeline_run_id", ""),
+                "mlflow_register_run_id": model_version.run_id,
+                "execution": tags.get("pipeline_execution", ""),
+            },
+            "metrics": {k.removeprefix("metric."): float(v) for k, v in sorted(tags.items()) if k.startswith("metric.")},
+            "artifacts": {
+                "model_data_url": tags.get("model_data_url", ""),
+                "evaluation_url": tags.get("evaluation_url", ""),
+                "mlflow_source": model_version.source,
+            },
+            "model_package_arn": arn,
+            "audit": self.audit_entries(str(model_version.version)),
+        }

@@ -1,0 +1,105 @@
+"""MLflow for a local pipeline run: one parent run, one child run per step.
+
+The training entrypoint opens its own MLflow run (it must, to survive spot restarts); the runner
+adopts it as the Train child afterwards by setting `mlflow.parentRunId` on it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yolo_core.retry import TRACKING, call_with_retry
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def default_tracking_uri(folder: Path) -> str:
+    return f"sqlite:///{Path(folder).resolve() / 'mlflow.db'}"
+
+
+def ui_command(tracking_uri: str) -> str:
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def _flat(values: dict[str, Any]) -> dict[str, str]:
+    return {key: str(value)[:5000] for key, value in values.items()}
+
+
+@dataclass
+class PipelineTracking:
+    """A parent run for the pipeline, and child runs for its steps."""
+
+    tracking_uri: str
+    experiment: str
+    artifact_root: Path
+    parent_run_id: str = ""
+    _client: Any = field(default=None, repr=False)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def experiment_id(self) -> str:
+        found = call_with_retry(self.client.get_experiment_by_name, self.experiment, policy=TRACKING)
+        if found is not None:
+            return found.experiment_id
+        self.artifact_root.mkdir(parents=True, exist_ok=True)
+        return call_with_retry(
+            self.client.create_experiment,
+            self.experiment,
+            artifact_location=self.artifact_root.resolve().as_uri(),
+            policy=TRACKING,
+        )
+
+    def start(self, name: str, params: dict[str, Any], tags: dict[str, Any]) -> str:
+        run = call_with_retry(
+            self.client.create_run, self.experiment_id(), run_name=name, tags=_flat(tags), policy=TRACKING
+        )
+        self.parent_run_id = run.info.run_id
+        self.log_params(self.parent_run_id, params)
+        return self.parent_run_id
+
+    def child(self, step: str, params: dict[str, Any], tags: dict[str, Any]) -> str:
+        run = call_with_retry(
+            self.client.create_run,
+            self.experiment_id(),
+            run_name=step,
+            tags=_flat({**tags, PARENT_TAG: self.parent_run_id, "step": step}),
+            policy=TRACKING,
+        )
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def adopt(self, run_id: str, step: str, tags: dict[str, Any]) -> None:
+        """Make a run someone else created (the trainer's) a child of the pipeline run."""
+        for key, value in _flat({**tags, PARENT_TAG: self.parent_run_id, "step": step}).items():
+            call_with_retry(self.client.set_tag, run_id, key, value, policy=TRACKING)
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        for key, value in _flat(params).items():
+            call_with_retry(self.client.log_param, run_id, key, value, policy=TRACKING)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            call_with_retry(self.client.log_metric, run_id, key, float(value), policy=TRACKING)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        for key, value in _flat(tags).items():
+            call_with_retry(self.client.set_tag, run_id, key, value, policy=TRACKING)
+
+    def log_artifacts(self, run_id: str, folder: Path, path: str) -> None:
+        call_with_retry(self.client.log_artifacts, run_id, str(folder), path, policy=TRACKING)
+
+    def artifact_uri(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.artifact_uri
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        call_with_retry(self.client.set_terminated, run_id, status, policy=TRACKING)

@@ -1,0 +1,379 @@
+"""Train a YOLOv11 detector: start, resume after a spot restart, or just re-export a finished run.
+
+`train(job)` is the one call the train entry point, the notebook and the tests make. The run
+lives in `job.checkpoint_dir`:
+
+    run_state.json         hyperparameters, augmentation, MLflow run id, resumes, status
+    run/                   Ultralytics' folder: args.yaml, results.csv, plots
+    run/weights/           epoch-NNNN[.partial].pt (last two), best.pt, final.pt (stripped best)
+    mlflow/                the default sqlite MLflow store and its artifacts
+
+At each start: a finished run is exported again without training; a run whose last checkpoint
+already covers every epoch (stopped between its last save and the export) is validated and
+exported; otherwise training resumes from the newest readable checkpoint, or starts.
+Requires `yolo_core.runtime.configure_offline()` to have run before (it keeps Ultralytics offline).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yolo_core.errors import UserInputError
+from yolo_core.hyperparams import Hyperparameters
+from yolo_core.model_card import WEIGHTS_FILE, ModelCard
+from yolo_core.runtime import apply_thread_count, cpu_thread_count
+from yolo_core.train.augment import AugmentConfig, augment_config
+from yolo_core.train.checkpoint import Checkpoint, CheckpointStore, atomic_copy
+from yolo_core.train.data_source import DataSpec, dataset_hash, read_data_yaml
+from yolo_core.train.devices import resolve_batch, resolve_device
+from yolo_core.train.precision import resolve_precision, ultralytics_amp_arg
+from yolo_core.train.run_state import FINISHED, RunState
+from yolo_core.train.spot import StopSignal, TrainingInterrupted
+from yolo_core.train.tracking import LocalStore, RunTracker, TrackingCallbacks
+from yolo_core.version import code_version, git_commit
+
+LOG = logging.getLogger(__name__)
+RUN_SUBDIR = "run"
+CARD_METRICS = {
+    "metrics/precision(B)": "precision",
+    "metrics/recall(B)": "recall",
+    "metrics/mAP50(B)": "mAP50",
+    "metrics/mAP50-95(B)": "mAP50-95",
+}
+_ULTRALYTICS_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "neptune", "raytune", "tensorboard", "wandb")
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything a run needs, as plain arguments (the entry point reads them from /opt/ml)."""
+
+    data_yaml: Path
+    checkpoint_dir: Path
+    model_dir: Path
+    hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
+    weights: Path | None = None  # starting weights supplied by the user (never downloaded)
+    dataset_hash: str = ""  # computed from the data when empty
+    tags: Mapping[str, str] = field(default_factory=dict)  # extra MLflow tags, e.g. image_uri
+    work_dir: Path | None = None  # scratch space (the live MLflow database); a temp dir if None
+    handle_signals: bool = True  # SIGTERM/SIGINT -> checkpoint and TrainingInterrupted
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    model_dir: Path
+    card: ModelCard
+    trained: bool  # False when this start found a finished run and only exported it
+    resumed_from: Path | None
+    epochs_completed: int
+    mlflow_run_id: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The resolved settings of this start."""
+
+    hp: Hyperparameters
+    augment: AugmentConfig
+    data: DataSpec
+    device: str
+    precision: str
+    batch: int
+    run_dir: Path
+    store: CheckpointStore
+
+
+def _card_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {short: round(float(metrics[key]), 6) for key, short in CARD_METRICS.items() if key in metrics}
+
+
+def _disable_ultralytics_integrations() -> None:
+    """Our tracker owns MLflow; Ultralytics' own callbacks would open second runs."""
+    from ultralytics.utils import SETTINGS
+
+    enabled = {key: False for key in _ULTRALYTICS_INTEGRATIONS if SETTINGS.get(key)}
+    if enabled:
+        SETTINGS.update(enabled)
+
+
+def _recorded_hyperparameters(state: RunState, given: Hyperparameters) -> Hyperparameters:
+    recorded = Hyperparameters.from_mapping(state.hyperparameters, source="run_state.json")
+    changed = sorted(k for k, v in given.to_dict().items() if recorded.to_dict().get(k) != v)
+    if changed:
+        LOG.warning("resuming with the run's recorded hyperparameters; ignoring new values of %s", changed)
+    return recorded
+
+
+def _plan(job: TrainingJob, state: RunState | None) -> _Plan:
+    hp = _recorded_hyperparameters(state, job.hyperparameters) if state else job.hyperparameters
+    augment = AugmentConfig(**state.augment) if state else augment_config(hp.augment, hp.augment_overrides)
+    device = resolve_device(hp.device)
+    if device == "cpu":
+        apply_thread_count(hp.threads or cpu_thread_count())
+    run_dir = Path(job.checkpoint_dir).resolve() / RUN_SUBDIR
+    return _Plan(
+        hp=hp,
+        augment=augment,
+        data=read_data_yaml(job.data_yaml),
+        device=device,
+        precision=resolve_precision(hp.precision, device),
+        batch=resolve_batch(hp.batch, device),
+        run_dir=run_dir,
+        store=CheckpointStore(run_dir / "weights"),
+    )
+
+
+def _ultralytics_args(plan: _Plan, weights: Path | None, resume_from: Path | None) -> dict[str, Any]:
+    """Train arguments for Ultralytics; on resume only what may differ on a new host."""
+    hp = plan.hp
+    host = {
+        "data": str(plan.data.yaml_path.resolve()),
+        "save_dir": str(plan.run_dir),
+        "device": plan.device,
+        "workers": hp.workers,
+        "cache": hp.cache or False,
+        "plots": hp.plots,
+    }
+    if resume_from is not None:
+        return {**host, "resume": str(resume_from)}
+    return {
+        **host,
+        "task": "detect",
+        "mode": "train",
+        "model": f"{hp.model}.yaml",
+        "pretrained": str(weights) if weights else False,
+        "epochs": hp.epochs,
+        "imgsz": hp.imgsz,
+        "batch": plan.batch,
+        "nbs": hp.nbs,
+        "optimizer": hp.optimizer,
+        "lr0": hp.lr0,
+        "lrf": hp.lrf,
+        "momentum": hp.momentum,
+        "weight_decay": hp.weight_decay,
+        "warmup_epochs": hp.warmup_epochs,
+        "cos_lr": hp.cos_lr,
+        "patience": hp.patience,
+        "close_mosaic": hp.close_mosaic,
+        "mosaic": hp.mosaic,
+        "seed": hp.seed,
+        "deterministic": hp.deterministic,
+        "val": hp.val,
+        "amp": ultralytics_amp_arg(plan.precision),
+        "save": True,
+        "save_period": hp.checkpoint_interval,
+        "exist_ok": True,
+        "augmentations": plan.augment.albumentations(),
+        **plan.augment.ultralytics_args(),
+    }
+
+
+def _is_complete(checkpoint: Checkpoint) -> bool:
+    """All epochs done, or early stopping had decided to stop, when this checkpoint was saved."""
+    if checkpoint.partial:
+        return False
+    args = checkpoint.data["train_args"]
+    if checkpoint.completed_epochs >= int(args["epochs"]):
+        return True
+    patience = args.get("patience") or math.inf
+    best_epoch = (checkpoint.data.get("stopper") or {}).get("best_epoch", 0)
+    return checkpoint.completed_epochs - best_epoch >= patience
+
+
+def _check_weights(weights: Path | None) -> None:
+    if weights is None:
+        return
+    if not Path(weights).is_file():
+        raise UserInputError(f"weights {weights}: file not found")
+    if Path(weights).suffix != ".pt":
+        raise UserInputError(f"weights {weights}: expected an Ultralytics .pt checkpoint")
+
+
+def _run_tags(job: TrainingJob, plan: _Plan, state: RunState) -> dict[str, str]:
+    import torch
+    import ultralytics
+
+    tags = {
+        "git_commit": git_commit(),
+        "code_version": code_version(),
+        "dataset_hash": state.dataset_hash,
+        "resumes": str(state.resumes),
+        "device": plan.device,
+        "precision": plan.precision,
+        "ultralytics_version": ultralytics.__version__,
+        "torch_version": torch.__version__,
+        "host": platform.node(),
+    }
+    if plan.device != "cpu":
+        tags["gpu"] = torch.cuda.get_device_name(0)
+    return {**tags, **job.tags}
+
+
+def _open_tracker(job: TrainingJob, plan: _Plan, state: RunState, work_dir: Path) -> RunTracker:
+    local = LocalStore(job.checkpoint_dir, work_dir)
+    tracker = RunTracker.open(
+        tracking_uri=plan.hp.tracking_uri,
+        experiment_name=plan.hp.experiment_name,
+        run_name=plan.hp.run_name,
+        run_id=state.mlflow_run_id,
+        tags=_run_tags(job, plan, state),
+        local_store=local,
+    )
+    if tracker.run_id != state.mlflow_run_id:  # a new MLflow run: record its parameters once
+        tracker.log_params(
+            {
+                **plan.hp.to_dict(),
+                **{f"augment.{k}": v for k, v in plan.augment.to_dict().items()},
+                **{f"resolved.{k}": v for k, v in state.resolved.items()},
+            }
+        )
+        state.mlflow_run_id = tracker.run_id
+    return tracker
+
+
+def _validate(final_weights: Path, plan: _Plan) -> dict[str, float]:
+    """Validation metrics of a finished model, for a run stopped between its last save and export."""
+    from ultralytics import YOLO
+
+    batch = plan.batch if plan.batch > 0 else 16
+    metrics = YOLO(str(final_weights)).val(
+        data=str(plan.data.yaml_path.resolve()),
+        imgsz=plan.hp.imgsz,
+        batch=batch,
+        device=plan.device,
+        plots=False,
+        verbose=False,
+        project=str(plan.run_dir),
+        name="final-val",
+        exist_ok=True,
+    )
+    return dict(metrics.results_dict)
+
+
+def _finalize_stored_run(plan: _Plan) -> dict[str, float]:
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    if not plan.store.best_path.exists():
+        raise UserInputError(f"{plan.store.dir}: the run is complete but best.pt is missing")
+    final = atomic_copy(plan.store.best_path, plan.store.final_path)
+    strip_optimizer(final)
+    return _validate(final, plan)
+
+
+def _export(plan: _Plan, state: RunState, job: TrainingJob) -> ModelCard:
+    """best weights (stripped) + model.json into the model folder."""
+    model_dir = Path(job.model_dir)
+    atomic_copy(plan.store.final_path, model_dir / WEIGHTS_FILE)
+    card = ModelCard(
+        class_names=plan.data.class_names,
+        imgsz=plan.hp.imgsz,
+        dataset_hash=state.dataset_hash,
+        metrics=_card_metrics(state.metrics),
+        code_version=code_version(),
+        model=plan.hp.model,
+        hyperparameters=plan.hp.to_dict(),
+        extra={
+            "epochs_completed": state.epochs_completed,
+            "resumes": state.resumes,
+            "mlflow_run_id": state.mlflow_run_id,
+            "augment": state.augment,
+            **state.resolved,
+        },
+    )
+    card.save(model_dir)
+    return card
+
+
+def _artifacts(plan: _Plan, model_dir: Path) -> list[tuple[Path, str]]:
+    plots = sorted(p for p in plan.run_dir.glob("*") if p.suffix in {".png", ".jpg", ".csv", ".yaml"})
+    return [(p, "plots") for p in plots] + [
+        (model_dir / WEIGHTS_FILE, "model"),
+        (model_dir / "model.json", "model"),
+    ]
+
+
+def _outcome(job: TrainingJob, card: ModelCard, state: RunState, trained: bool, resumed: Path | None):
+    return TrainingOutcome(
+        model_dir=Path(job.model_dir),
+        card=card,
+        trained=trained,
+        resumed_from=resumed,
+        epochs_completed=state.epochs_completed,
+        mlflow_run_id=state.mlflow_run_id,
+    )
+
+
+def _fit(job: TrainingJob, plan: _Plan, state: RunState, resume: Checkpoint | None, tracker: RunTracker):
+    from ultralytics.utils import callbacks as ultralytics_callbacks
+
+    from yolo_core.train.engine import ToolkitTrainer
+
+    _disable_ultralytics_integrations()
+    callbacks = ultralytics_callbacks.get_default_callbacks()
+    TrackingCallbacks(tracker).register(callbacks)
+    args = _ultralytics_args(plan, job.weights, resume.path if resume else None)
+    trainer = ToolkitTrainer(overrides=args, _callbacks=callbacks)
+    signals = StopSignal() if job.handle_signals else None
+    try:
+        if signals is None:
+            trainer.train()
+        else:
+            with signals:
+                trainer.stop_signal = signals
+                trainer.train()
+    except TrainingInterrupted:
+        tracker.finish("KILLED")
+        raise
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    state.metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
+    state.epochs_completed = trainer.epoch + 1
+
+
+def train(job: TrainingJob) -> TrainingOutcome:
+    """Run (or resume, or re-export) the training described by `job`."""
+    checkpoint_dir = Path(job.checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState.load(checkpoint_dir)
+    plan = _plan(job, state)
+    if state and state.finished and plan.store.final_path.exists():
+        LOG.info("the run in %s has finished; exporting its model again without training", checkpoint_dir)
+        return _outcome(job, _export(plan, state, job), state, trained=False, resumed=None)
+
+    _check_weights(job.weights if state is None else None)
+    resume = plan.store.newest_good()
+    if state is None:
+        digest = job.dataset_hash or dataset_hash(plan.data)
+        state = RunState(hyperparameters=plan.hp.to_dict(), augment=plan.augment.to_dict(), dataset_hash=digest)
+    state.starts += 1
+    state.resumes += int(resume is not None)
+    state.class_names = plan.data.class_names
+    state.resolved = {"device": plan.device, "precision": plan.precision, "batch": plan.batch}
+
+    with tempfile.TemporaryDirectory(prefix="train-work-", dir=job.work_dir) as work_dir:
+        tracker = _open_tracker(job, plan, state, Path(work_dir))
+        state.save(checkpoint_dir)
+        if resume is not None and _is_complete(resume):
+            LOG.info("checkpoint %s covers the whole run: validating and exporting", resume.path.name)
+            state.metrics = _finalize_stored_run(plan)
+            state.epochs_completed = resume.completed_epochs
+            trained = False
+        else:
+            if resume is not None:
+                LOG.info("resuming from %s", resume.path)
+            _fit(job, plan, state, resume, tracker)
+            trained = True
+        card = _export(plan, state, job)
+        tracker.log_metrics({f"final/{k}": v for k, v in card.metrics.items()}, step=state.epochs_completed)
+        tracker.log_artifacts(_artifacts(plan, Path(job.model_dir)))
+        state.status = FINISHED
+        state.save(checkpoint_dir)
+        tracker.finish("FINISHED")
+    return _outcome(job, card, state, trained=trained, resumed=resume.path if resume else None)
