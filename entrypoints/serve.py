@@ -21,6 +21,8 @@ from entrypoints.contract import base_dir, run_main
 from yolo_core.errors import UserInputError
 from yolo_core.model_card import ModelCard
 from yolo_core.runtime import configure_offline
+from yolo_core.serving.decode import DecodeLimits
+from yolo_core.serving.options import parse_default_options
 
 
 def _env(name: str, default: str) -> str:
@@ -62,27 +64,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def serve(args: argparse.Namespace) -> int:
+    card = ModelCard.load(args.model_dir)  # fail fast, before torch loads and the port opens
+    weights = args.model_dir / card.weights_file
+    if not weights.is_file():
+        raise UserInputError(f"{weights}: the weights named by model.json are missing")
+    limits = DecodeLimits(
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_images=args.max_images,
+        max_pixels=int(args.max_megapixels * 1e6),
+        max_request_pixels=int(args.max_request_megapixels * 1e6),
+    )
+    default_options = parse_default_options(args.default_options)
     configure_offline(threads=args.threads or None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 
     from yolo_core.infer.predictor import Predictor
     from yolo_core.serving.app import ServerSettings, create_app
-    from yolo_core.serving.decode import DecodeLimits
-    from yolo_core.serving.options import parse_default_options
 
-    card = ModelCard.load(args.model_dir)  # fail fast, before the port opens, on a missing model
-    weights = args.model_dir / card.weights_file
-    if not weights.is_file():
-        raise UserInputError(f"{weights}: the weights named by model.json are missing")
     settings = ServerSettings(
-        limits=DecodeLimits(
-            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-            max_images=args.max_images,
-            max_pixels=int(args.max_megapixels * 1e6),
-            max_request_pixels=int(args.max_request_megapixels * 1e6),
-        ),
-        default_options=parse_default_options(args.default_options),
+        limits=limits,
+        default_options=default_options,
         max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms,
         max_queued_images=args.max_queued_images,

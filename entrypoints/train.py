@@ -26,7 +26,11 @@ from yolo_core.errors import UserInputError
 from yolo_core.hyperparams import Hyperparameters, describe
 
 LOG = logging.getLogger("train")
-TAG_ENV = {"IMAGE_URI": "image_uri", "TRAINING_JOB_NAME": "training_job_name", "TRAINING_JOB_ARN": "training_job_arn"}
+TAG_ENV = {
+    "IMAGE_URI": "image_uri",
+    "TRAINING_JOB_NAME": "training_job_name",
+    "TRAINING_JOB_ARN": "training_job_arn",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +75,11 @@ def _names_from(folder: Path) -> dict[int, str]:
             document = (yaml.safe_load if candidate.suffix == ".yaml" else json.loads)(candidate.read_text())
             names = (document or {}).get("names")
             if names:
-                return dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
+                return (
+                    dict(enumerate(names))
+                    if isinstance(names, list)
+                    else {int(k): v for k, v in names.items()}
+                )
     raise UserInputError(f"channel folder {folder}: needs a data.yaml or dataset.json with the class names")
 
 
@@ -83,7 +91,8 @@ def data_yaml_for(found: dict[str, Path], work_dir: Path) -> Path:
         return _find_one(found["dataset"], "data.yaml", "data.yaml")
     if "train" not in found:
         raise UserInputError(
-            f"inputdataconfig.json: needs a 'dataset' channel or a 'train' channel; got {sorted(found) or 'none'}"
+            "inputdataconfig.json: needs a 'dataset' channel or a 'train' channel; "
+            f"got {sorted(found) or 'none'}"
         )
     train_images = found["train"] / "images"
     val_images = found["val"] / "images" if "val" in found else train_images
@@ -99,7 +108,9 @@ def weights_for(hp: Hyperparameters, found: dict[str, Path]) -> Path | None:
         if hp.weights:
             candidate = found["weights"] / hp.weights
             if not candidate.is_file():
-                raise UserInputError(f"hyperparameter 'weights': {hp.weights} not found in {found['weights']}")
+                raise UserInputError(
+                    f"hyperparameter 'weights': {hp.weights} not found in {found['weights']}"
+                )
             return candidate
         return _find_one(found["weights"], "*.pt", ".pt file")
     if hp.weights:
@@ -134,7 +145,8 @@ def run(argv: list[str] | None = None) -> int:
 
     paths = TrainingPaths.from_env()
     hp = Hyperparameters.from_mapping(
-        read_json_file(paths.hyperparameters_file, "hyperparameters.json"), source=str(paths.hyperparameters_file)
+        read_json_file(paths.hyperparameters_file, "hyperparameters.json"),
+        source=str(paths.hyperparameters_file),
     )
     check_single_node(paths)
     found = channels(paths)

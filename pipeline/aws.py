@@ -41,5 +41,9 @@ class AwsClients:
         try:
             self.s3.head_bucket(Bucket=bucket)
         except ClientError:
-            extra = {} if self.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+            extra = (
+                {}
+                if self.region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+            )
             self.s3.create_bucket(Bucket=bucket, **extra)

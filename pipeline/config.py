@@ -119,7 +119,9 @@ class Training(_Strict):
     def _not_a_parameter(cls, value: dict) -> dict:
         clash = sorted({"epochs", "imgsz"} & set(value))
         if clash:
-            raise ValueError(f"{', '.join(clash)} belong in training.epochs / training.imgsz (pipeline parameters)")
+            raise ValueError(
+                f"{', '.join(clash)} belong in training.epochs / training.imgsz (pipeline parameters)"
+            )
         return value
 
     @field_validator("imgsz")
@@ -200,7 +202,9 @@ def load_config(env: str | None = None, path: Path | None = None) -> EnvConfig:
     if not isinstance(raw, dict):
         raise UserInputError(f"{path}: the config must be a mapping of fields")
     if env is not None and raw.get("name", env) != env:
-        raise UserInputError(f"{path}: field 'name' is {raw.get('name')!r} but environment {env!r} was asked for")
+        raise UserInputError(
+            f"{path}: field 'name' is {raw.get('name')!r} but environment {env!r} was asked for"
+        )
     try:
         return EnvConfig.model_validate(raw)
     except ValidationError as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.config import EnvConfig
+from yolo_core.errors import UserInputError
 
 ParamKind = Literal["string", "integer", "float", "boolean"]
 ImageName = Literal["preprocess", "train", "inference"]
@@ -152,7 +153,9 @@ GATES = (
 )
 
 PARAMETERS = (
-    Param("InputDataUri", "string", lambda c: c.s3_uri("raw"), "raw imagery (VisDrone, COCO or YOLO folders)"),
+    Param(
+        "InputDataUri", "string", lambda c: c.s3_uri("raw"), "raw imagery (VisDrone, COCO or YOLO folders)"
+    ),
     Param("InputFormat", "string", lambda c: "visdrone", "layout of the raw imagery: visdrone, coco or yolo"),
     Param("PreprocessInstanceType", "string", lambda c: c.instance_types.preprocess, "preprocess instance"),
     Param("TrainInstanceType", "string", lambda c: c.instance_types.train, "training instance"),
@@ -230,7 +233,7 @@ def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None 
             instance_type=ParamRef("PreprocessInstanceType"),
             inputs=(Input("data", ParamRef("InputDataUri")),),
             outputs=("dataset", "report", "baseline"),
-            arguments=("--format", ParamRef("InputFormat"), "--no-progress"),
+            arguments=("--format", ParamRef("InputFormat")),
         ),
         TrainingStep(
             TRAIN,
@@ -250,7 +253,10 @@ def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None 
             entrypoint="evaluate",
             image="train",
             instance_type=ParamRef("EvaluateInstanceType"),
-            inputs=(Input("model", OutputRef(TRAIN, "model")), Input("dataset", OutputRef(PREPROCESS, "dataset"))),
+            inputs=(
+                Input("model", OutputRef(TRAIN, "model")),
+                Input("dataset", OutputRef(PREPROCESS, "dataset")),
+            ),
             outputs=("evaluation",),
             property_files=(PropertyFile(EVALUATION_PROPERTY_FILE, "evaluation", EVALUATION_FILE),),
         ),
@@ -264,3 +270,52 @@ def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None 
         ),
     )
     return Dag(parameters=PARAMETERS, steps=steps)
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def coerce_parameter(param: Param, raw: object) -> str | int | float | bool:
+    """A parameter value from the command line (a string) or Python, checked against its kind."""
+    text = str(raw).strip()
+    try:
+        if param.kind == "integer":
+            return int(text)
+        if param.kind == "float":
+            return float(text)
+    except ValueError:
+        raise UserInputError(f"parameter {param.name}: {text!r} is not a valid {param.kind}") from None
+    if param.kind == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        if text.lower() not in _TRUE | _FALSE:
+            raise UserInputError(f"parameter {param.name}: {text!r} is not true or false")
+        return text.lower() in _TRUE
+    return text
+
+
+def parse_parameter_overrides(
+    dag: Dag, items: list[str] | dict[str, object]
+) -> dict[str, str | int | float | bool]:
+    """`["Epochs=3", ...]` (or a dict) into typed values; unknown names are errors."""
+    pairs = items.items() if isinstance(items, dict) else split_pairs(items, "parameter").items()
+    values = {}
+    for name, raw in pairs:
+        try:
+            param = dag.param(name)
+        except KeyError:
+            known = ", ".join(p.name for p in dag.parameters)
+            raise UserInputError(f"unknown pipeline parameter {name!r} (known: {known})") from None
+        values[name] = coerce_parameter(param, raw)
+    return values
+
+
+def split_pairs(items: list[str], what: str) -> dict[str, str]:
+    """`["a=1", "b=2"]` -> `{"a": "1", "b": "2"}`; anything without `=` is an error naming it."""
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserInputError(f"{what} {item!r}: expected NAME=VALUE")
+        pairs[name.strip()] = value
+    return pairs

@@ -101,7 +101,10 @@ class ModelRegistry:
             **self._provenance_tags(provenance),
         }
         version = self.mlflow.create_model_version(
-            self.name, source=f"{self.mlflow.get_run(run_id).info.artifact_uri}/model", run_id=run_id, tags=tags
+            self.name,
+            source=f"{self.mlflow.get_run(run_id).info.artifact_uri}/model",
+            run_id=run_id,
+            tags=tags,
         )
         try:
             arn = self._create_package(model_data_url, evaluation_url, version.version, run_id, provenance)
@@ -121,7 +124,9 @@ class ModelRegistry:
         return f"{prefix}/model.tar.gz", f"{prefix}/evaluation.json"
 
     def _ensure_package_group(self) -> None:
-        groups = self.aws.sagemaker.list_model_package_groups(NameContains=self.name)["ModelPackageGroupSummaryList"]
+        groups = self.aws.sagemaker.list_model_package_groups(NameContains=self.name)[
+            "ModelPackageGroupSummaryList"
+        ]
         if not any(group["ModelPackageGroupName"] == self.name for group in groups):
             self.aws.sagemaker.create_model_package_group(
                 ModelPackageGroupName=self.name,
@@ -163,10 +168,17 @@ class ModelRegistry:
             ModelApprovalStatus=PENDING,
             InferenceSpecification={
                 "Containers": [{"Image": provenance.images["inference"], "ModelDataUrl": model_data_url}],
-                "SupportedContentTypes": ["image/jpeg", "image/png", "application/x-image", "application/json"],
+                "SupportedContentTypes": [
+                    "image/jpeg",
+                    "image/png",
+                    "application/x-image",
+                    "application/json",
+                ],
                 "SupportedResponseMIMETypes": ["application/json"],
             },
-            ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_url}}},
+            ModelMetrics={
+                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_url}}
+            },
             CustomerMetadataProperties={k: str(v)[:_METADATA_LIMIT] for k, v in metadata.items() if v},
         )
         return response["ModelPackageArn"]
@@ -201,13 +213,20 @@ class ModelRegistry:
         model_version = self._version(version)
         arn = model_version.tags.get(PACKAGE_TAG, "")
         if not arn:
-            raise UserInputError(f"model {self.name} version {model_version.version} has no SageMaker package tag")
+            raise UserInputError(
+                f"model {self.name} version {model_version.version} has no SageMaker package tag"
+            )
         package = self.aws.sagemaker.describe_model_package(ModelPackageName=arn)
         previous = package["ModelApprovalStatus"]
         when = _now()
         self._update_package(package, status, f"{who}: {reason}"[:1024])
         try:
-            for key, value in {STATUS_TAG: status, "decided_by": who, "decided_at": when, "decision_reason": reason}.items():
+            for key, value in {
+                STATUS_TAG: status,
+                "decided_by": who,
+                "decided_at": when,
+                "decision_reason": reason,
+            }.items():
                 self.mlflow.set_model_version_tag(self.name, model_version.version, key, value)
             if status == APPROVED:
                 self.mlflow.set_registered_model_alias(self.name, APPROVED_ALIAS, model_version.version)
@@ -228,7 +247,9 @@ class ModelRegistry:
                 "model_package_arn": arn,
             }
         )
-        return RegisteredModel(self.name, str(model_version.version), arn, status, model_version.tags.get("model_data_url", ""))
+        return RegisteredModel(
+            self.name, str(model_version.version), arn, status, model_version.tags.get("model_data_url", "")
+        )
 
     def _update_package(self, package: dict[str, Any], status: str, description: str) -> None:
         # Send the metadata back whole: some implementations replace it rather than merge it.
@@ -256,7 +277,11 @@ class ModelRegistry:
         if not self.audit_log.is_file():
             return []
         entries = [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
-        return [e for e in entries if e.get("model") == self.name and (version is None or e.get("version") == version)]
+        return [
+            e
+            for e in entries
+            if e.get("model") == self.name and (version is None or e.get("version") == version)
+        ]
 
     # -- lineage -----------------------------------------------------------------------------
     def lineage(self, version: str) -> dict[str, Any]:
@@ -279,13 +304,19 @@ class ModelRegistry:
                 "dataset_location": tags.get("dataset_location", ""),
             },
             "code_commit": tags.get("code_commit", ""),
-            "images": {k.removeprefix("image."): v for k, v in sorted(tags.items()) if k.startswith("image.")},
+            "images": {
+                k.removeprefix("image."): v for k, v in sorted(tags.items()) if k.startswith("image.")
+            },
             "pipeline": {
                 "mlflow_pipeline_run_id": tags.get("pipeline_run_id", ""),
                 "mlflow_register_run_id": model_version.run_id,
                 "execution": tags.get("pipeline_execution", ""),
             },
-            "metrics": {k.removeprefix("metric."): float(v) for k, v in sorted(tags.items()) if k.startswith("metric.")},
+            "metrics": {
+                k.removeprefix("metric."): float(v)
+                for k, v in sorted(tags.items())
+                if k.startswith("metric.")
+            },
             "artifacts": {
                 "model_data_url": tags.get("model_data_url", ""),
                 "evaluation_url": tags.get("evaluation_url", ""),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +28,13 @@ PROCESSING_ROOT = "/opt/ml/processing"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
-for _noisy in ("sagemaker", "sagemaker.config", "sagemaker.core", "sagemaker.mlops", "sagemaker.serve"):
-    logging.getLogger(_noisy).setLevel(logging.ERROR)
+
+def _quiet_sdk() -> None:
+    """The SDK logs every default it applies and warns that a PipelineSession starts no job."""
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("sagemaker"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _use_valid_sdk_config() -> None:
@@ -53,7 +59,11 @@ def pipeline_session(config: EnvConfig, boto_session: Any = None) -> Any:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
     boto_session = boto_session or boto3.Session(region_name=config.region)
-    return PipelineSession(boto_session=boto_session, default_bucket=config.bucket, sagemaker_config=_SDK_CONFIG)
+    session = PipelineSession(
+        boto_session=boto_session, default_bucket=config.bucket, sagemaker_config=_SDK_CONFIG
+    )
+    _quiet_sdk()
+    return session
 
 
 @dataclass
@@ -77,13 +87,18 @@ class _Renderer:
     def image_uri(self, image: str) -> Any:
         from sagemaker.core.workflow.functions import Join
 
-        return Join(on=":", values=[self.config.images.repository_uri(image), self.params[d.IMAGE_TAG_PARAMS[image]]])
+        return Join(
+            on=":", values=[self.config.images.repository_uri(image), self.params[d.IMAGE_TAG_PARAMS[image]]]
+        )
 
     def s3_location(self, *parts: str) -> Any:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
 
-        return Join(on="/", values=[self.config.s3_uri("executions"), ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+        return Join(
+            on="/",
+            values=[self.config.s3_uri("executions"), ExecutionVariables.PIPELINE_EXECUTION_ID, *parts],
+        )
 
     def value(self, value: d.Value, as_string: bool = False) -> Any:
         from sagemaker.core.workflow.functions import Join, JsonGet
@@ -124,7 +139,8 @@ class _Renderer:
         }
         policies: list[Any] = [
             StepRetryPolicy(
-                exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING], **common
+                exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
+                **common,
             )
         ]
         if job:
@@ -146,7 +162,12 @@ class _Renderer:
     # -- steps -------------------------------------------------------------------------------
     def processing(self, step: d.ProcessingStep) -> Any:
         from sagemaker.core.processing import Processor
-        from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+        from sagemaker.core.shapes import (
+            ProcessingInput,
+            ProcessingOutput,
+            ProcessingS3Input,
+            ProcessingS3Output,
+        )
         from sagemaker.core.workflow.properties import PropertyFile
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
@@ -183,11 +204,14 @@ class _Renderer:
             )
             for output in step.outputs
         ]
-        step_args = processor.run(inputs=inputs, outputs=outputs, arguments=list(step.arguments) or None)
+        arguments = [self.value(value, as_string=True) for value in step.arguments]
+        step_args = processor.run(inputs=inputs, outputs=outputs, arguments=arguments or None)
         return ProcessingStep(
             name=self.name(step.name),
             step_args=step_args,
-            property_files=[PropertyFile(name=p.name, output_name=p.output, path=p.path) for p in step.property_files],
+            property_files=[
+                PropertyFile(name=p.name, output_name=p.output, path=p.path) for p in step.property_files
+            ],
             retry_policies=self.retry_policies(),
         )
 
@@ -217,7 +241,9 @@ class _Renderer:
             checkpoint_config=CheckpointConfig(
                 s3_uri=self.s3_location(self.name(step.name), "checkpoints"), local_path=CHECKPOINT_LOCAL_PATH
             ),
-            output_data_config=OutputDataConfig(s3_output_path=self.s3_location(self.name(step.name), "output")),
+            output_data_config=OutputDataConfig(
+                s3_output_path=self.s3_location(self.name(step.name), "output")
+            ),
             hyperparameters={key: self.value(value, as_string=True) for key, value in step.hyperparameters},
             input_data_config=[
                 InputData(channel_name=channel.name, data_source=self.source(channel.source))
@@ -226,7 +252,9 @@ class _Renderer:
             environment={"GIT_COMMIT": self.code_commit},
             sagemaker_session=self.session,
         )
-        return TrainingStep(name=self.name(step.name), step_args=trainer.train(), retry_policies=self.retry_policies())
+        return TrainingStep(
+            name=self.name(step.name), step_args=trainer.train(), retry_policies=self.retry_policies()
+        )
 
     def register(self, step: d.RegisterStep) -> Any:
         from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
@@ -242,6 +270,7 @@ class _Renderer:
             role_arn=self.config.roles.execution,
             sagemaker_session=self.session,
             dependencies={},
+            log_level=logging.WARNING,
         )
         step_args = builder.register(
             model_package_group_name=self.config.model_package_group,
@@ -258,7 +287,9 @@ class _Renderer:
                 **{f"{image}_image": self.image_uri(image) for image in d.IMAGE_TAG_PARAMS},
             },
         )
-        return ModelStep(name=self.name(step.name), step_args=step_args, retry_policies=self.retry_policies(job=False))
+        return ModelStep(
+            name=self.name(step.name), step_args=step_args, retry_policies=self.retry_policies(job=False)
+        )
 
     def fail(self, step: d.FailStep) -> Any:
         from sagemaker.core.workflow.functions import Join
@@ -273,7 +304,9 @@ class _Renderer:
 
         return ConditionStep(
             name=self.name(step.name),
-            conditions=[ConditionGreaterThanOrEqualTo(left=self.value(step.left), right=self.value(step.right))],
+            conditions=[
+                ConditionGreaterThanOrEqualTo(left=self.value(step.left), right=self.value(step.right))
+            ],
             if_steps=[self.build(self.dag.step(step.on_pass))],
             else_steps=[self.build(self.dag.step(step.on_fail))],
         )
@@ -336,7 +369,14 @@ def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag
     spot = _Renderer(config, dag, session, params, code_commit, suffix="", spot=True)
     preprocess = spot.build(dag.step(d.PREPROCESS))
     on_demand = _Renderer(
-        config, dag, session, params, code_commit, suffix=ON_DEMAND_SUFFIX, spot=False, built={d.PREPROCESS: preprocess}
+        config,
+        dag,
+        session,
+        params,
+        code_commit,
+        suffix=ON_DEMAND_SUFFIX,
+        spot=False,
+        built={d.PREPROCESS: preprocess},
     )
     roots = _branch_roots(dag)
     choose_capacity = ConditionStep(
@@ -345,6 +385,7 @@ def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag
         if_steps=[spot.build(step) for step in roots],
         else_steps=[on_demand.build(step) for step in roots],
     )
+    _quiet_sdk()
     return Pipeline(
         name=config.pipeline_name,
         parameters=list(params.values()),

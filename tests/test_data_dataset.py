@@ -79,3 +79,11 @@ def test_refuses_foreign_output_folder_and_unknown_format(scenes, tmp_path):
         build_dataset(scenes, tmp_path / "x", "pascal", progress=False)
     with pytest.raises(UserInputError, match="does not exist"):
         build_dataset(tmp_path / "missing", tmp_path / "y", progress=False)
+
+
+def test_neither_split_is_left_empty(tmp_path):
+    source = generate_scenes(tmp_path / "raw", 2, seed=0, width=256, height=256, object_px=(14, 40))
+    result = build_dataset(source, tmp_path / "ds", val_fraction=0.01, progress=False)
+    assert (result.train_images, result.val_images) == (1, 1)
+    for item in json.loads(result.manifest_path.read_text())["items"]:
+        assert (tmp_path / "ds" / item["image"]).is_file() and (tmp_path / "ds" / item["label"]).is_file()

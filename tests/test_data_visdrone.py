@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import cv2
-import numpy as np
 from data_support import issues_of, label_lines, read_report, write_image, write_text
 
 from yolo_core.data import build_dataset

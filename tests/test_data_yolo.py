@@ -28,7 +28,15 @@ def test_yolo_folder_round_trips_labels(tmp_path):
 
 
 def test_every_bad_line_kind_is_reported_with_its_line():
-    text = "0 0.5 0.5 0.2\n0 0.5 zero 0.2 0.2\n7 0.5 0.5 0.2 0.2\n0 1.7 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n"
+    lines = [
+        "0 0.5 0.5 0.2",  # four fields
+        "0 0.5 zero 0.2 0.2",
+        "7 0.5 0.5 0.2 0.2",  # two classes only
+        "0 1.7 0.5 0.2 0.2",
+        "0 0.5 0.5 0.2 0.2",
+        "0 0.5 0.5 0.2 0.2",  # the same box again
+    ]
+    text = "\n".join(lines)
     labels = parse_label_text(text, "labels/x.txt", 100, 100, num_classes=2)
     assert [(i.kind, i.line, i.severity) for i in labels.issues] == [
         ("label_field_count", 1, "error"),

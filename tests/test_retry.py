@@ -148,7 +148,9 @@ def flaky_server() -> Iterator[str]:
     server.server_close()
 
 
-def test_requests_against_a_real_server_that_answers_503_twice(flaky_server: str, sleeps: list[float]) -> None:
+def test_requests_against_a_real_server_that_answers_503_twice(
+    flaky_server: str, sleeps: list[float]
+) -> None:
     def get() -> str:
         response = requests.get(flaky_server + "/thing", timeout=5)
         response.raise_for_status()

@@ -20,17 +20,21 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import netguard
 import numpy as np
 import pytest
+import uvicorn
 from PIL import Image
 from test_serve_units import png_bomb
 
 from yolo_core.model_card import ModelCard
+from yolo_core.serving.app import ServerSettings, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASS_NAMES = ["car", "person"]
@@ -60,8 +64,12 @@ def jpeg(width: int = 320, height: int = 240, seed: int = 0) -> bytes:
 
 
 def png(width: int = 200, height: int = 100) -> bytes:
+    return png_of(np.full((height, width, 3), (30, 200, 10), np.uint8))
+
+
+def png_of(bgr: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 200, 30)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -268,10 +276,10 @@ def test_options_reach_the_model(server: ServerProcess):
         json.dumps({"image": b64(jpeg()), "conf": 0, "max_det": 4, "iou": 0.5}).encode(), "application/json"
     )
     assert len(by_body.json()["detections"]) == 4, by_body.text
-    sliced = server.post(jpeg(640, 480), headers={"X-Conf": "0", "X-Max-Det": "7", "X-Slice-Size": "160"})
+    sliced = server.post(jpeg(), headers={"X-Conf": "0", "X-Max-Det": "2", "X-Slice-Size": "128"})
     assert sliced.status_code == 200, sliced.text
-    assert len(sliced.json()["detections"]) == 7
-    assert_image_result(sliced.json(), 640, 480)
+    assert len(sliced.json()["detections"]) == 2  # the cap holds for the merged frame, not per tile
+    assert_image_result(sliced.json(), 320, 240)
     default = server.post(jpeg())
     assert len(default.json()["detections"]) < 3  # conf 0.25: a random model finds (almost) nothing
 
@@ -317,23 +325,16 @@ def test_data_capture_lines_are_written(server: ServerProcess):
 def test_ping_is_503_while_loading_and_sigterm_drains_in_flight_requests(
     model_dir: Path, guarded_subprocess_env: dict[str, str], tmp_path: Path
 ):
-    # Several warm-up batches make loading take long enough to be seen from outside.
-    server = ServerProcess(
-        model_dir,
-        guarded_subprocess_env,
-        tmp_path / "server.log",
-        "--warmup-batches",
-        "4",
-        "--max-batch-size",
-        "8",
-    )
+    # Warm-up batches make loading take long enough to be seen from outside.
+    args = ("--warmup-batches", "2", "--max-batch-size", "4")
+    server = ServerProcess(model_dir, guarded_subprocess_env, tmp_path / "server.log", *args)
     try:
         statuses = server.ping_until_ready()
         assert statuses[0] == 503 and statuses[-1] == 200, statuses
         slow = {}
-        # ~60 tiles of 160 px at 320 px: seconds of work, long enough to be caught in flight.
+        # 20 tiles of 160 px, each run at 320 px: long enough (~1 s) to be caught in flight.
         request = threading.Thread(
-            target=lambda: slow.update(response=server.post(jpeg(1280, 720), headers={"X-Slice-Size": "160"}))
+            target=lambda: slow.update(response=server.post(jpeg(640, 480), headers={"X-Slice-Size": "160"}))
         )
         request.start()
         deadline = time.monotonic() + 30
@@ -343,7 +344,7 @@ def test_ping_is_503_while_loading_and_sigterm_drains_in_flight_requests(
         server.process.send_signal(signal.SIGTERM)
         request.join(60)
         assert slow["response"].status_code == 200, slow["response"].text
-        assert_image_result(slow["response"].json(), 1280, 720)
+        assert_image_result(slow["response"].json(), 640, 480)
         assert server.process.wait(40) == 0, server.log()
         assert "Traceback" not in server.log()
     finally:
@@ -364,3 +365,87 @@ def test_missing_model_exits_1_with_the_reason(guarded_subprocess_env: dict[str,
     )
     assert result.returncode == 1
     assert "model.json is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- in-process: the request time limit, and real detections from a trained model -----------
+
+
+@contextmanager
+def served_in_thread(app) -> Iterator[str]:
+    """The app under uvicorn in this process (a thread), on a loopback port, once /ping is 200."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.config.port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not server.started or httpx.get(f"{url}/ping", timeout=2).status_code != 200:
+            assert time.monotonic() < deadline and thread.is_alive(), "model not ready"
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True  # drains, as on SIGTERM
+        thread.join(60)
+
+
+def loader(model_dir: Path):
+    from yolo_core.infer.predictor import Predictor
+
+    return lambda: Predictor.from_model_dir(model_dir, batch_size=4)
+
+
+def test_a_request_over_its_time_limit_gets_503_and_the_server_goes_on(model_dir: Path):
+    app = create_app(ServerSettings(request_timeout_s=0.2), loader(model_dir))
+    with served_in_thread(app) as url:
+        slow = httpx.post(
+            f"{url}/invocations",
+            content=jpeg(640, 480),
+            headers={"Content-Type": "image/jpeg", "X-Slice-Size": "160"},
+            timeout=60,
+        )
+        assert slow.status_code == 503, slow.text
+        assert "did not finish within 0.2 s" in slow.json()["error"]
+        assert httpx.get(f"{url}/ping", timeout=2).status_code == 200
+
+
+def box_iou(a: list[float], b: list[float]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def labelled_boxes(label_file: Path, width: int, height: int, names: list[str]) -> list[tuple[str, list]]:
+    boxes = []
+    for line in label_file.read_text().splitlines():
+        class_id, cx, cy, w, h = (float(v) for v in line.split())
+        box = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+        boxes.append((names[int(class_id)], box))
+    return boxes
+
+
+@pytest.mark.slow
+def test_trained_model_answers_its_predictors_detections_in_source_pixels(
+    trained_model_dir: Path, synthetic_dataset: Path
+):
+    from yolo_core.infer.predictor import Predictor
+
+    names = ModelCard.load(trained_model_dir).class_names
+    image_file = sorted((synthetic_dataset / "images" / "val").glob("*.jpg"))[0]
+    bgr = np.asarray(Image.open(image_file).convert("RGB"))[:, :, ::-1]
+    body = png_of(bgr)  # lossless: the server sees exactly these pixels
+    predictor = Predictor.from_model_dir(trained_model_dir, batch_size=4)
+    expected = predictor.predict([np.ascontiguousarray(bgr)])[0].to_records(predictor.names)
+
+    with served_in_thread(create_app(ServerSettings(), loader(trained_model_dir))) as url:
+        response = httpx.post(f"{url}/invocations", content=body, headers={"Content-Type": "image/png"})
+    answer = response.json()
+    assert answer["detections"] == expected and expected, answer
+    truth = labelled_boxes(
+        synthetic_dataset / "labels" / "val" / f"{image_file.stem}.txt", bgr.shape[1], bgr.shape[0], names
+    )
+    found = [
+        any(d["class_name"] == name and box_iou(d["box"], box) >= 0.5 for d in answer["detections"])
+        for name, box in truth
+    ]
+    assert sum(found) >= 1, (truth, answer)

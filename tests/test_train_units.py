@@ -214,7 +214,9 @@ def _contract(base: Path, channel_names: list[str], hosts: list[str] | None = No
     paths.config_dir.mkdir(parents=True)
     config = {name: {"TrainingInputMode": "File"} for name in channel_names}
     paths.input_data_config_file.write_text(json.dumps(config))
-    paths.resource_config_file.write_text(json.dumps({"current_host": "algo-1", "hosts": hosts or ["algo-1"]}))
+    paths.resource_config_file.write_text(
+        json.dumps({"current_host": "algo-1", "hosts": hosts or ["algo-1"]})
+    )
     return paths
 
 

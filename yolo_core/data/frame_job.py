@@ -119,16 +119,24 @@ def _mask(image: np.ndarray, regions: list[tuple[float, float, float, float]]) -
         image[int(y0) : math.ceil(y1), int(x0) : math.ceil(x1)] = MASK_GREY
 
 
-def _encode(image: np.ndarray, quality_level: int) -> bytes:
+def _encode(image: np.ndarray, quality_level: int) -> np.ndarray:
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality_level])
     if not ok:
         raise RuntimeError("OpenCV could not encode a JPEG")
-    return buffer.tobytes()
+    return buffer
 
 
-def _write(options: FrameOptions, split_name: str, output: OutputItem, data: bytes) -> None:
-    (options.out_dir / "images" / split_name / f"{output.name}{output.suffix}").write_bytes(data)
-    (options.out_dir / "labels" / split_name / f"{output.name}.txt").write_bytes(output.label_text.encode())
+def _write_file(path: Path, data: bytes | np.ndarray) -> None:
+    # Unbuffered: one write() call straight from the encoder's buffer, no intermediate copy.
+    view = memoryview(data).cast("B")
+    with open(path, "wb", buffering=0) as file:
+        while view:
+            view = view[file.write(view) :]
+
+
+def _write(options: FrameOptions, split_name: str, output: OutputItem, data: bytes | np.ndarray) -> None:
+    _write_file(options.out_dir / "images" / split_name / f"{output.name}{output.suffix}", data)
+    _write_file(options.out_dir / "labels" / split_name / f"{output.name}.txt", output.label_text.encode())
 
 
 def _write_frame(result: FrameResult, loaded: LoadedImage, labels: Labels, split_name: str, options) -> None:

@@ -93,7 +93,7 @@ class Labels:
         box = self._clip(x0, y0, x1, y1, line, where)
         if box is None:
             return
-        key = (cls, round(box[0], 2), round(box[1], 2), round(box[2], 2), round(box[3], 2))
+        key = (cls, *box)
         if key in self._seen:
             self.counts["duplicates_dropped"] += 1
             first = self._seen[key]

@@ -33,7 +33,7 @@ def image_statistics(image: np.ndarray) -> dict[str, float]:
         image = cv2.resize(cropped, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     mean, std = cv2.meanStdDev(grey)
-    _, laplacian_std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_32F))
+    _, laplacian_std = cv2.meanStdDev(cv2.Laplacian(grey, cv2.CV_16S))  # exact for 8-bit input
     return {
         "brightness": round(float(mean[0, 0]), 4),
         "contrast": round(float(std[0, 0]), 4),

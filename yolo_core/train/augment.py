@@ -39,7 +39,9 @@ class Haze(A.ImageOnlyTransform):
             "airlight": (grey, grey, min(255.0, grey + 15.0)),  # RGB, a touch of sky blue
         }
 
-    def apply(self, img: np.ndarray, strength: float, airlight: tuple[float, ...], **params: Any) -> np.ndarray:
+    def apply(
+        self, img: np.ndarray, strength: float, airlight: tuple[float, ...], **params: Any
+    ) -> np.ndarray:
         channels = img.shape[2] if img.ndim == 3 else 1
         veil = np.empty_like(img)
         veil[...] = np.array(airlight[:channels], dtype=img.dtype) if channels > 1 else airlight[0]
@@ -77,9 +79,8 @@ class AugmentConfig:
             value = getattr(self, spec.name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise UserInputError(f"augment_overrides.{spec.name}: {value!r} must be a number >= 0")
-            if spec.name.endswith("_p") or spec.name.startswith("flip"):
-                if value > 1:
-                    raise UserInputError(f"augment_overrides.{spec.name}: probability {value} is above 1")
+            if (spec.name.endswith("_p") or spec.name.startswith("flip")) and value > 1:
+                raise UserInputError(f"augment_overrides.{spec.name}: probability {value} is above 1")
         if self.blur_max_kernel < 3:
             raise UserInputError("augment_overrides.blur_max_kernel: must be at least 3")
 
@@ -146,7 +147,9 @@ _PRESETS: dict[str, AugmentConfig] = {
 def augment_config(preset: str, overrides: dict[str, Any] | None = None) -> AugmentConfig:
     """The named preset with `overrides` applied; unknown names are a `UserInputError`."""
     if preset not in _PRESETS:
-        raise UserInputError(f"hyperparameter 'augment': unknown preset {preset!r} (one of {sorted(_PRESETS)})")
+        raise UserInputError(
+            f"hyperparameter 'augment': unknown preset {preset!r} (one of {sorted(_PRESETS)})"
+        )
     overrides = dict(overrides or {})
     known = {spec.name for spec in fields(AugmentConfig)}
     unknown = sorted(set(overrides) - known)

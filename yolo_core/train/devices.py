@@ -27,7 +27,9 @@ def resolve_device(requested: str, gpu_count: int | None = None) -> str:
         return "cpu"
     indices = [part.strip() for part in requested.split(",")]
     if not all(index.isdigit() for index in indices):
-        raise UserInputError(f"hyperparameter 'device': {requested!r} is not '', 'cpu' or GPU indices like '0,1'")
+        raise UserInputError(
+            f"hyperparameter 'device': {requested!r} is not '', 'cpu' or GPU indices like '0,1'"
+        )
     missing = [index for index in indices if int(index) >= gpus]
     if missing:
         raise UserInputError(f"hyperparameter 'device': GPU(s) {missing} requested, {gpus} visible")

@@ -78,7 +78,8 @@ class LocalStore:
                 (new, len(old) + 1, len(old), old),
             )
             db.execute(
-                "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) WHERE substr(artifact_uri, 1, ?) = ?",
+                "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                "WHERE substr(artifact_uri, 1, ?) = ?",
                 (new, len(old) + 1, len(old), old),
             )
 
@@ -218,7 +219,13 @@ class RunTracker:
     def log_artifacts(self, files: Iterable[tuple[Path, str]]) -> None:
         for path, folder in files:
             if Path(path).is_file():
-                self._safely(f"log artifact {Path(path).name}", self.client.log_artifact, self.run_id, str(path), folder)
+                self._safely(
+                    f"log artifact {Path(path).name}",
+                    self.client.log_artifact,
+                    self.run_id,
+                    str(path),
+                    folder,
+                )
 
     def snapshot(self) -> None:
         if self.local_store is not None:

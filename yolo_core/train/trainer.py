@@ -20,7 +20,7 @@ import logging
 import math
 import platform
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,16 @@ CARD_METRICS = {
     "metrics/mAP50(B)": "mAP50",
     "metrics/mAP50-95(B)": "mAP50-95",
 }
-_ULTRALYTICS_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "neptune", "raytune", "tensorboard", "wandb")
+_ULTRALYTICS_INTEGRATIONS = (
+    "clearml",
+    "comet",
+    "dvc",
+    "mlflow",
+    "neptune",
+    "raytune",
+    "tensorboard",
+    "wandb",
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class TrainingJob:
     tags: Mapping[str, str] = field(default_factory=dict)  # extra MLflow tags, e.g. image_uri
     work_dir: Path | None = None  # scratch space (the live MLflow database); a temp dir if None
     handle_signals: bool = True  # SIGTERM/SIGINT -> checkpoint and TrainingInterrupted
+    callbacks: Mapping[str, Sequence[Callable]] = field(default_factory=dict)  # extra Ultralytics callbacks
 
 
 @dataclass(frozen=True)
@@ -317,6 +327,8 @@ def _fit(job: TrainingJob, plan: _Plan, state: RunState, resume: Checkpoint | No
     _disable_ultralytics_integrations()
     callbacks = ultralytics_callbacks.get_default_callbacks()
     TrackingCallbacks(tracker).register(callbacks)
+    for event, functions in job.callbacks.items():
+        callbacks.setdefault(event, []).extend(functions)
     args = _ultralytics_args(plan, job.weights, resume.path if resume else None)
     trainer = ToolkitTrainer(overrides=args, _callbacks=callbacks)
     signals = StopSignal() if job.handle_signals else None
@@ -351,7 +363,9 @@ def train(job: TrainingJob) -> TrainingOutcome:
     resume = plan.store.newest_good()
     if state is None:
         digest = job.dataset_hash or dataset_hash(plan.data)
-        state = RunState(hyperparameters=plan.hp.to_dict(), augment=plan.augment.to_dict(), dataset_hash=digest)
+        state = RunState(
+            hyperparameters=plan.hp.to_dict(), augment=plan.augment.to_dict(), dataset_hash=digest
+        )
     state.starts += 1
     state.resumes += int(resume is not None)
     state.class_names = plan.data.class_names

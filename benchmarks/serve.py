@@ -1,0 +1,258 @@
+"""The inference server under concurrent clients: micro-batching on against off, in one run.
+
+Starts the real `serve` entry point twice on a loopback port, on the same model and the same
+JPEG frames: once with batching off (`--max-batch-size 1`: one request per forward pass) and once
+on. Each time, `--clients` closed-loop clients (16 by default) send requests until `--requests`
+have been answered or `--duration-s` has passed. Prints requests/s, p50 and p99 latency for
+each, their ratio, the batch sizes the server formed, and the compute floor (model FLOPs per
+request over the FLOP/s of a large matrix product in the server's precision, measured in this
+run). Targets: on a CPU batching is never slower and its p99 stays within 1.5 x its p50 plus the
+batch wait; on a GPU at least 3 x the requests/s.
+
+    python benchmarks/serve.py --json out.json            # CPU, random yolo11n weights
+    python benchmarks/serve.py --device cuda --weights best.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import harness
+import httpx
+import numpy as np
+from PIL import Image
+
+from yolo_core.data.synthetic import render_frame
+from yolo_core.infer.hardware import resolve_precision
+from yolo_core.model_card import ModelCard
+
+START_TIMEOUT_S = 300
+
+
+def model_dir_for(weights: Path, imgsz: int) -> Path:
+    """best.pt + model.json, as the server loads them from /opt/ml/model."""
+    from yolo_core.infer.torch_backend import load_ultralytics_model, model_names
+
+    names = model_names(load_ultralytics_model(weights))
+    folder = Path(tempfile.mkdtemp(prefix="bench-serve-model-"))
+    shutil.copyfile(weights, folder / "best.pt")
+    ModelCard(class_names=[names[i] for i in sorted(names)], imgsz=imgsz, model=weights.name).save(folder)
+    return folder
+
+
+def jpeg_frames(count: int, width: int, height: int) -> list[bytes]:
+    frames = []
+    for index in range(count):
+        bgr = render_frame(index, 11, width, height, (8, 90))[0]
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(buffer, format="JPEG", quality=90)
+        frames.append(buffer.getvalue())
+    return frames
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, model_dir: Path, args: argparse.Namespace, max_batch_size: int) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
+        command += ["--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1], "--device", args.device]
+        command += ["--precision", args.precision, "--max-batch-size", str(max_batch_size)]
+        command += ["--max-wait-ms", str(args.max_wait_ms), "--warmup-batches", "3"]
+        if args.server_threads:
+            command += ["--threads", str(args.server_threads)]
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, cwd=harness.ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=_env()
+        )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"server exited {self.process.returncode}: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"server not ready in {START_TIMEOUT_S} s: {self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(harness.ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def load(url: str, frames: list[bytes], clients: int, requests: int, duration_s: float) -> dict:
+    """Closed loop: each client sends its next request when the last is answered."""
+    latencies: list[float] = []
+    batch_sizes: list[int] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    issued = iter(range(requests))
+    deadline = time.monotonic() + duration_s
+
+    def client(index: int) -> None:
+        with httpx.Client(timeout=120) as session:
+            for number in issued:
+                if time.monotonic() > deadline:
+                    return
+                body = frames[(index + number) % len(frames)]
+                start = time.perf_counter()
+                response = session.post(
+                    f"{url}/invocations", content=body, headers={"Content-Type": "image/jpeg"}
+                )
+                elapsed = time.perf_counter() - start
+                with lock:
+                    if response.status_code == 200:
+                        latencies.append(elapsed)
+                        batch_sizes.append(int(response.headers["X-Batch-Size"]))
+                    else:
+                        failures.append(f"{response.status_code}: {response.text[:200]}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
+    ordered = sorted(latencies)
+    return {
+        "requests": len(latencies),
+        "seconds": round(wall, 2),
+        "requests_per_s": round(len(latencies) / wall, 2),
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+        "mean_batch_images": round(statistics.mean(batch_sizes), 2),
+    }
+
+
+def measure(model_dir: Path, frames: list[bytes], args: argparse.Namespace, max_batch_size: int) -> dict:
+    server = Server(model_dir, args, max_batch_size)
+    try:
+        server.wait_ready()
+        load(server.url, frames, args.clients, 2 * args.clients, 120)  # warm-up: every batch size seen
+        return load(server.url, frames, args.clients, args.requests, args.duration_s)
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    harness.add_common_args(parser)
+    add = parser.add_argument
+    add("--precision", default="auto", help="the server's precision: auto, fp32, bf16, fp16")
+    add("--imgsz", type=int, default=640)
+    add("--width", type=int, default=960)
+    add("--height", type=int, default=540)
+    add("--frames", type=int, default=8, help="distinct JPEG frames the clients cycle through")
+    add("--clients", type=int, default=16)
+    add("--requests", type=int, default=160, help="per mode, after a warm-up of 2 x clients")
+    add("--duration-s", type=float, default=90, help="per mode, at most")
+    add("--max-batch-size", type=int, default=16, help="with batching on")
+    add("--max-wait-ms", type=float, default=5)
+    add("--server-threads", type=int, default=0, help="CPU threads of the server; 0: all cores")
+    args = parser.parse_args()
+
+    device = harness.device_from(args)
+    args.device = str(device)
+    precision = resolve_precision(args.precision, device)
+    weights, trained = harness.prepare_weights(args)
+    model_dir = model_dir_for(weights, args.imgsz)
+    frames = jpeg_frames(args.frames, args.width, args.height)
+    machine = harness.describe_machine(device)
+    print(f"machine: {machine}")
+    kind = "trained" if trained else "random weights"
+    print(f"model: {weights.name} ({kind}), imgsz {args.imgsz}, {precision}")
+    print(f"load: {args.clients} clients, {args.width}x{args.height} JPEG, {args.requests} requests per mode")
+
+    off = measure(model_dir, frames, args, 1)
+    print(f"batching off: {off}")
+    on = measure(model_dir, frames, args, args.max_batch_size)
+    print(f"batching on : {on}")
+
+    height, width = harness.letterboxed_shape(args.height, args.width, args.imgsz)
+    flops = harness.model_flops(weights, height, width)
+    ceiling = harness.matmul_flops_per_second(device, precision)
+    floor_ms = 1000 * flops / ceiling
+    ratio = on["requests_per_s"] / off["requests_per_s"]
+    p99_bound = 1.5 * on["p50_ms"] + args.max_wait_ms
+    targets = (
+        {"at_least_3x_requests_per_s": ratio >= 3.0}
+        if device.type == "cuda"
+        else {"never_slower": ratio >= 1.0, "p99_within_1.5x_p50_plus_wait": on["p99_ms"] <= p99_bound}
+    )
+    print()
+    print(f"{'':<14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'batch':>8}")
+    for name, row in (("batching off", off), ("batching on", on)):
+        print(
+            f"{name:<14}{row['requests_per_s']:>12}{row['p50_ms']:>10}{row['p99_ms']:>10}"
+            f"{row['mean_batch_images']:>8}"
+        )
+    print(f"ratio (on / off): {ratio:.2f} x requests/s; on p99 {on['p99_ms']} ms vs bound {p99_bound:.1f} ms")
+    print(
+        f"compute floor: {flops / 1e9:.1f} GFLOP per request at {height}x{width} / "
+        f"{ceiling / 1e12:.2f} TFLOP/s ({precision} matmul) = {floor_ms:.2f} ms, "
+        f"at most {1000 / floor_ms:.0f} requests/s"
+    )
+    print(f"targets: {targets}")
+    harness.write_json(
+        args.json,
+        {
+            "benchmark": "serve",
+            "machine": machine,
+            "model": weights.name,
+            "trained": trained,
+            "precision": precision,
+            "imgsz": args.imgsz,
+            "frame": [args.width, args.height],
+            "clients": args.clients,
+            "max_batch_size": args.max_batch_size,
+            "max_wait_ms": args.max_wait_ms,
+            "batching_off": off,
+            "batching_on": on,
+            "ratio_requests_per_s": round(ratio, 2),
+            "compute_floor": {
+                "gflop_per_request": round(flops / 1e9, 2),
+                "matmul_tflops": round(ceiling / 1e12, 3),
+                "floor_ms_per_request": round(floor_ms, 3),
+            },
+            "targets": targets,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""`make demo`: the whole path on this machine, on synthetic drone imagery.
+
+Generates a synthetic VisDrone-style set, runs the declared DAG locally (preprocess, train,
+evaluate, quality gate), registers the model in MLflow and in a SageMaker model registry (a moto
+server on loopback stands in for AWS and lives as long as the demo), approves it, serves it with
+the serving entrypoint, sends it a new synthetic frame and prints what it found, the evaluation
+metrics and where everything is. Steps are cached: a second run reuses the finished ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.local_aws import MotoServer, free_port
+
+DEMO_CLASSES = ("pedestrian", "car", "bus")
+DEMO_HYPERPARAMETERS = {"batch": "8", "nbs": "8", "warmup_epochs": "1", "workers": "0", "plots": "false"}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return width, height
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--work-dir", type=Path, default=Path(".demo"), help="everything the demo writes")
+    add("--fresh", action="store_true", help="delete the work dir first (no cached steps)")
+    add("--frames", type=int, default=48, help="synthetic frames to generate")
+    add("--frame-size", type=_size, default=(320, 320), metavar="WxH", help="synthetic frame size")
+    add("--object-px", type=int, nargs=2, default=(14, 48), metavar=("LO", "HI"), help="object sizes")
+    add("--epochs", type=int, default=30)
+    add("--imgsz", type=int, default=320)
+    add("--seed", type=int, default=0)
+    add("--min-map50-95", type=float, default=0.05, help="demo quality gate (dev's is stricter)")
+    add("--min-precision", type=float, default=0.1)
+    add("--min-recall", type=float, default=0.1)
+    add("--hp", action="append", default=[], metavar="NAME=VALUE", help="extra training hyperparameter")
+    add("--env", default="dev", help="config whose names (bucket, registry) the demo uses")
+
+
+@contextmanager
+def use_moto(work_dir: Path, region: str) -> Iterator[MotoServer]:
+    """A moto server on loopback as this process's AWS (and its children's), while the block runs."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    server = MotoServer(log_file=work_dir / "moto_server.log").start()
+    saved = {key: os.environ.get(key) for key in server.env(region)}
+    os.environ.update(server.env(region))
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _stage(title: str) -> None:
+    _say(f"\n=== {title} ===")
+
+
+def generate_raw(args: argparse.Namespace, raw_dir: Path) -> Path:
+    """The synthetic VisDrone set; kept between runs when its settings did not change."""
+    from yolo_core.data import generate_scenes
+
+    width, height = args.frame_size
+    stamp = {
+        "frames": args.frames,
+        "size": [width, height],
+        "object_px": list(args.object_px),
+        "seed": args.seed,
+    }
+    stamp_file = raw_dir.parent / "raw-settings.json"
+    if raw_dir.is_dir() and stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:
+        _say(f"reusing {args.frames} synthetic frames in {raw_dir}")
+        return raw_dir
+    shutil.rmtree(raw_dir, ignore_errors=True)
+    _say(f"generating {args.frames} synthetic {width}x{height} drone frames in {raw_dir}")
+    generate_scenes(
+        raw_dir, args.frames, args.seed, width, height, tuple(args.object_px), classes=DEMO_CLASSES
+    )
+    stamp_file.write_text(json.dumps(stamp))
+    return raw_dir
+
+
+def _post_json(url: str, body: bytes, content_type: str) -> dict:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _wait_for_ping(url: str, server: subprocess.Popen, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the serving process exited with {server.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
+
+
+def serve_and_query(model_dir: Path, frame: Path, log_file: Path) -> dict:
+    """Start the serving entrypoint on a free loopback port, send one frame, stop the server."""
+    port = free_port()
+    command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with log_file.open("w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        try:
+            _wait_for_ping(f"http://127.0.0.1:{port}/ping", server)
+            _say(f"serving on http://127.0.0.1:{port} (/ping answered 200); sending {frame.name}")
+            return _post_json(f"http://127.0.0.1:{port}/invocations", frame.read_bytes(), "image/jpeg")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _query_frame(args: argparse.Namespace, folder: Path) -> Path:
+    from yolo_core.data import generate_scenes
+
+    width, height = args.frame_size
+    generate_scenes(folder, 1, args.seed + 10_000, width, height, tuple(args.object_px), classes=DEMO_CLASSES)
+    return sorted((folder / "images").glob("*.jpg"))[0]
+
+
+def _print_detections(answer: dict, limit: int = 10) -> int:
+    detections = answer.get("detections", [])
+    _say(f"{len(detections)} detections on the {answer.get('width')}x{answer.get('height')} frame")
+    for item in sorted(detections, key=lambda d: -d["score"])[:limit]:
+        box = ", ".join(f"{v:.0f}" for v in item["box"])
+        _say(f"  {item['class_name']:<12} {item['score']:.2f}  box [{box}]")
+    if not detections:
+        _say("  (none: train longer, e.g. --epochs 60, for a model that finds objects)")
+    return len(detections)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from pipeline.aws import AwsClients
+    from pipeline.config import load_config
+    from pipeline.dag import split_pairs
+    from pipeline.local_runner import LocalRunSettings, run_local, summary
+    from pipeline.registry import ModelRegistry
+    from pipeline.tracking import ui_command
+
+    started = time.monotonic()
+    work_dir = args.work_dir.resolve()
+    if args.fresh:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = load_config(args.env)
+    hyperparameters = {**DEMO_HYPERPARAMETERS, **split_pairs(args.hp, "--hp")}
+
+    _stage("1/5 synthetic drone imagery")
+    raw_dir = generate_raw(args, work_dir / "raw")
+
+    with use_moto(work_dir, config.region) as moto:
+        _say(f"AWS stand-in: moto_server at {moto.endpoint} (in memory, stops with the demo)")
+        _stage("2/5 the pipeline, locally: preprocess -> train -> evaluate -> quality gate -> register")
+        settings = LocalRunSettings(
+            config=config,
+            work_dir=work_dir,
+            parameters={
+                "InputDataUri": str(raw_dir),
+                "Epochs": args.epochs,
+                "ImageSize": args.imgsz,
+                "MinMap50To95": args.min_map50_95,
+                "MinPrecision": args.min_precision,
+                "MinRecall": args.min_recall,
+            },
+            hyperparameters=hyperparameters,
+        )
+        result = run_local(settings)
+        _say(summary(result))
+        if result.status != "Succeeded" or result.registered is None:
+            _say(f"\nthe pipeline stopped: {result.failure}")
+            _say(f"MLflow: {ui_command(result.tracking_uri)}")
+            return 1
+
+        _stage("3/5 approval")
+        audit_log = work_dir / "registry-audit.jsonl"
+        registry = ModelRegistry(config, result.tracking_uri, AwsClients(config.region), audit_log)
+        approved = registry.approve(
+            result.registered.version, "demo: metrics above the demo thresholds", who="demo"
+        )
+        _say(f"{approved.name} version {approved.version}: {approved.status} in MLflow and SageMaker (moto)")
+        lineage = registry.lineage(approved.version)
+        _say(
+            json.dumps(
+                {k: lineage[k] for k in ("approval", "data", "code_commit", "images", "pipeline")}, indent=2
+            )
+        )
+
+    _stage("4/5 serving the approved model locally")
+    model_dir = Path(result.record("Train").outputs["model"])
+    with tempfile.TemporaryDirectory(prefix="demo-frame-", dir=work_dir) as scratch:
+        frame = _query_frame(args, Path(scratch))
+        answer = serve_and_query(model_dir, frame, work_dir / "logs" / "serve.log")
+    found = _print_detections(answer)
+
+    _stage("5/5 where everything is")
+    _say(f"raw synthetic data:    {raw_dir}")
+    _say(f"artifact store:        {result.store}")
+    for record in result.records:
+        for name, location in record.outputs.items():
+            _say(f"  {record.step}.{name}: {location}")
+    for name, location in result.features.items():
+        _say(f"feature store {name}: {location}")
+    _say("evaluation metrics:    " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
+    _say(f"registered model:      MLflow {approved.name} v{approved.version} ({approved.status})")
+    _say(f"SageMaker package:     {approved.model_package_arn} (moto; gone with the demo)")
+    _say(f"approval audit log:    {work_dir / 'registry-audit.jsonl'}")
+    _say(f"step logs:             {work_dir / 'logs'}")
+    _say(f"detections on a new frame: {found}")
+    _say(f"open MLflow:           {ui_command(result.tracking_uri)}")
+    _say(f"demo finished in {time.monotonic() - started:.0f} s")
+    return 0

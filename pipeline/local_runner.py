@@ -1,0 +1,522 @@
+"""Run the declared DAG on this machine: the same steps, the same contracts, cached.
+
+Each job step runs through its entrypoint (a subprocess, or its image with `docker=True`) in a
+private /opt/ml tree; its outputs go to the artifact store (a folder or S3) under a cache key made
+of its inputs, arguments, hyperparameters and code. A step whose key is already in the store is
+not run again. The quality gate reads evaluation.json with the same JSON paths as the SageMaker
+PropertyFile, and either registers the model (MLflow + SageMaker model package, pending approval)
+or ends the run with the Fail step's message. MLflow gets a parent run with one child per step.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import dag as d
+from pipeline.artifacts import ArtifactStore, download_s3_prefix, open_store
+from pipeline.aws import AwsClients
+from pipeline.config import EnvConfig
+from pipeline.fingerprint import code_digest, digest_json, s3_digest, tree_digest
+from pipeline.registry import ModelRegistry, Provenance, RegisteredModel, evaluation_metrics
+from pipeline.step_exec import StepProcessResult, docker_image_id, run_step_in_docker, run_step_subprocess
+from pipeline.tracking import PipelineTracking, default_tracking_uri
+from yolo_core.errors import UserInputError
+from yolo_core.version import git_commit
+
+# Hyperparameters that say where to log, not what to learn: kept out of the cache key.
+_TRACKING_HYPERPARAMETERS = ("tracking_uri", "experiment_name", "run_name")
+
+
+class StepFailed(RuntimeError):
+    """A step's entrypoint exited non-zero; the message is its one-line reason."""
+
+    def __init__(self, step: str, reason: str, log_file: Path | None = None) -> None:
+        super().__init__(f"step {step} failed: {reason}" + (f" (log: {log_file})" if log_file else ""))
+        self.step, self.reason, self.log_file = step, reason, log_file
+
+
+@dataclass
+class StepRecord:
+    step: str
+    kind: str
+    status: str  # "ran", "cached", "passed", "failed", "registered"
+    seconds: float = 0.0
+    cache_key: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+    mlflow_run_id: str = ""
+    log_file: str = ""
+    detail: str = ""
+
+
+@dataclass
+class LocalRunResult:
+    status: str  # "Succeeded" or "Failed"
+    parameters: dict[str, Any]
+    records: list[StepRecord]
+    tracking_uri: str
+    parent_run_id: str
+    store: str
+    failure: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    registered: RegisteredModel | None = None
+    features: dict[str, str] = field(default_factory=dict)
+
+    def record(self, step: str) -> StepRecord:
+        return next(r for r in self.records if r.step == step)
+
+
+@dataclass
+class LocalRunSettings:
+    config: EnvConfig
+    work_dir: Path
+    store: str = ""  # a folder or s3://bucket/prefix; default <work_dir>/artifacts
+    parameters: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, str] = field(default_factory=dict)  # fixed values for this run
+    tracking_uri: str = ""  # default: sqlite in work_dir
+    experiment: str = ""  # default: the pipeline name
+    docker: bool = False
+    register: bool = True  # needs AWS (or moto) for the SageMaker half
+    feature_store: bool = True  # Parquet always; the S3 offline store and feature group need AWS
+    audit_log: Path | None = None
+    env: dict[str, str] | None = None  # environment of the step processes
+    emit: Callable[[str], None] = print
+
+
+def _value(value: d.Value, params: dict[str, Any]) -> Any:
+    if isinstance(value, d.ParamRef):
+        return params[value.name]
+    if isinstance(value, d.MetricRef):
+        raise ValueError("metric values are only known inside the gate")
+    return value
+
+
+def _as_string(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def json_path_get(document: Any, path: str) -> Any:
+    """The subset of JsonPath the gate uses: dotted keys (`metrics.map50_95.value`)."""
+    for part in path.split("."):
+        if not isinstance(document, dict) or part not in document:
+            raise UserInputError(f"evaluation.json: no value at {path!r} (missing {part!r})")
+        document = document[part]
+    return document
+
+
+class LocalRunner:
+    def __init__(self, settings: LocalRunSettings, dag: d.Dag | None = None) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.dag = dag or d.build_dag(self.config.training.hyperparameters)
+        self.params = {
+            **self.dag.defaults(self.config),
+            **d.parse_parameter_overrides(self.dag, settings.parameters),
+        }
+        self.work_dir = Path(settings.work_dir).resolve()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.aws = AwsClients(self.config.region)
+        self.store: ArtifactStore = open_store(
+            settings.store or str(self.work_dir / "artifacts"), lambda: self.aws.s3
+        )
+        self.tracking_uri = settings.tracking_uri or default_tracking_uri(self.work_dir)
+        self.tracking = PipelineTracking(
+            self.tracking_uri,
+            settings.experiment or self.config.pipeline_name,
+            self.work_dir / "mlflow-artifacts",
+        )
+        self.outputs: dict[str, dict[str, str]] = {}  # step -> output -> location
+        self.keys: dict[str, str] = {}  # step -> cache key
+        self.records: list[StepRecord] = []
+        self.emit = settings.emit
+
+    # -- values ------------------------------------------------------------------------------
+    def image_uri(self, image: str) -> str:
+        return self.config.images.uri(image, self.params[d.IMAGE_TAG_PARAMS[image]])
+
+    def _input_location(self, source: d.Source) -> tuple[str, str]:
+        """(location, fingerprint) of a step input."""
+        if isinstance(source, d.OutputRef):
+            return self.outputs[source.step][source.output], f"{self.keys[source.step]}/{source.output}"
+        uri = str(self.params[source.name])
+        if uri.startswith("s3://"):
+            return uri, s3_digest(self.aws.s3, uri)
+        path = Path(uri.removeprefix("file://")).expanduser().resolve()
+        if not path.exists():
+            raise UserInputError(f"parameter {source.name}: {uri} does not exist")
+        return str(path), tree_digest(path)
+
+    def _stage(self, location: str, target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        if location.startswith("s3://"):
+            download_s3_prefix(self.aws.s3, location, target)
+        else:
+            shutil.copytree(location, target, dirs_exist_ok=True)
+
+    def _local_copy(self, location: str, scratch: Path) -> Path:
+        """A local folder with the artifact's content (the store's own folder when it is local)."""
+        if not location.startswith("s3://"):
+            return Path(location)
+        return download_s3_prefix(self.aws.s3, location, scratch)
+
+    # -- job steps ---------------------------------------------------------------------------
+    def _job_spec(self, step: d.ProcessingStep | d.TrainingStep) -> dict[str, Any]:
+        inputs = step.inputs if isinstance(step, d.ProcessingStep) else step.channels
+        located = {item.name: self._input_location(item.source) for item in inputs}
+        spec: dict[str, Any] = {
+            "inputs": {name: location for name, (location, _) in located.items()},
+            "fingerprints": {name: fingerprint for name, (_, fingerprint) in located.items()},
+        }
+        if isinstance(step, d.ProcessingStep):
+            spec["arguments"] = [_as_string(_value(v, self.params)) for v in step.arguments]
+        else:
+            hyperparameters = {k: _as_string(_value(v, self.params)) for k, v in step.hyperparameters}
+            spec["hyperparameters"] = {**hyperparameters, **self.settings.hyperparameters}
+        return spec
+
+    def _code_fingerprint(self, step: d.ProcessingStep | d.TrainingStep) -> str:
+        if self.settings.docker:
+            return docker_image_id(self.image_uri(step.image))
+        return code_digest(step.entrypoint)
+
+    def run_job(self, step: d.ProcessingStep | d.TrainingStep) -> StepRecord:
+        spec = self._job_spec(step)
+        key = digest_json(
+            {
+                "step": step.name,
+                "entrypoint": step.entrypoint,
+                "code": self._code_fingerprint(step),
+                "inputs": spec["fingerprints"],
+                "arguments": spec.get("arguments", []),
+                "hyperparameters": spec.get("hyperparameters", {}),
+            }
+        )[:24]
+        self.keys[step.name] = key
+        manifest = self.store.read_manifest(step.name, key)
+        if manifest is not None:
+            self.outputs[step.name] = manifest["outputs"]
+            record = StepRecord(step.name, type(step).__name__, "cached", 0.0, key, manifest["outputs"])
+            record.detail = f"cached from {manifest.get('finished', '?')}"
+            record.mlflow_run_id = self.tracking.child(
+                step.name,
+                self._step_params(spec),
+                {"cached": "true", "cache_key": key, "made_by_run": manifest.get("mlflow_run_id", "")},
+            )
+            self.tracking.finish(record.mlflow_run_id)
+            self.emit(f"[{step.name}] cached ({key}): outputs in {self.store.location(step.name, key)}")
+            return record
+        started = time.monotonic()
+        self.emit(f"[{step.name}] running {step.entrypoint} (cache key {key})")
+        with tempfile.TemporaryDirectory(prefix=f"{step.name.lower()}-", dir=self.work_dir) as scratch:
+            base = Path(scratch) / "opt-ml"
+            produced = self._execute(step, spec, base, self.work_dir / "logs" / f"{step.name}-{key}.log")
+            outputs = {
+                name: self.store.put_dir(folder, step.name, key, name) for name, folder in produced.items()
+            }
+            run_id = self._step_run(step, spec, key, produced)
+        seconds = time.monotonic() - started
+        self.outputs[step.name] = outputs
+        self.store.write_manifest(
+            step.name,
+            key,
+            {
+                "step": step.name,
+                "outputs": outputs,
+                "seconds": round(seconds, 1),
+                "mlflow_run_id": run_id,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+        self.emit(f"[{step.name}] done in {seconds:.0f} s: outputs in {self.store.location(step.name, key)}")
+        log_file = str(self.work_dir / "logs" / f"{step.name}-{key}.log")
+        return StepRecord(step.name, type(step).__name__, "ran", seconds, key, outputs, run_id, log_file)
+
+    def _step_params(self, spec: dict[str, Any]) -> dict[str, Any]:
+        params = {f"input.{k}": v for k, v in spec["inputs"].items()}
+        params.update({f"hp.{k}": v for k, v in spec.get("hyperparameters", {}).items()})
+        if spec.get("arguments"):
+            params["arguments"] = " ".join(spec["arguments"])
+        return params
+
+    def _execute(
+        self, step: d.ProcessingStep | d.TrainingStep, spec: dict[str, Any], base: Path, log: Path
+    ) -> dict[str, Path]:
+        """Lay out the /opt/ml tree, run the step, and return its output folders."""
+        if isinstance(step, d.ProcessingStep):
+            for name, location in spec["inputs"].items():
+                self._stage(location, base / "processing" / "input" / name)
+            outputs = {name: base / "processing" / "output" / name for name in step.outputs}
+            arguments = list(spec["arguments"])
+            failure_file = base / "output" / "message"
+        else:
+            for name, location in spec["inputs"].items():
+                self._stage(location, base / "input" / "data" / name)
+            hyperparameters = {**spec["hyperparameters"], **self._tracking_hyperparameters(step)}
+            self._write_training_config(base, hyperparameters, list(spec["inputs"]))
+            outputs = {"model": base / "model"}
+            arguments = []
+            failure_file = base / "output" / "failure"
+        for folder in outputs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        result = self._launch(step, arguments, base, log)
+        if result.returncode != 0:
+            reason = failure_file.read_text().strip() if failure_file.is_file() else ""
+            raise StepFailed(
+                step.name, reason or (result.tail[-1] if result.tail else f"exit {result.returncode}"), log
+            )
+        return outputs
+
+    def _tracking_hyperparameters(self, step: d.TrainingStep) -> dict[str, str]:
+        if self.settings.docker:  # the container cannot reach a host sqlite file: it keeps its own
+            return {}
+        return {
+            "tracking_uri": self.tracking_uri,
+            "experiment_name": self.tracking.experiment,
+            "run_name": step.name,
+        }
+
+    @staticmethod
+    def _write_training_config(base: Path, hyperparameters: dict[str, str], channels: list[str]) -> None:
+        config = base / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
+        channel_config = {
+            name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"} for name in channels
+        }
+        (config / "inputdataconfig.json").write_text(json.dumps(channel_config, indent=2))
+        (config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+        )
+        for folder in ("model", "output", "checkpoints"):
+            (base / folder).mkdir(parents=True, exist_ok=True)
+
+    def _launch(
+        self, step: d.ProcessingStep | d.TrainingStep, arguments: list[str], base: Path, log: Path
+    ) -> StepProcessResult:
+        def show(line: str) -> None:
+            self.emit(f"  {step.name} | {line}")
+
+        extra_env = {"GIT_COMMIT": git_commit(), "IMAGE_URI": self.image_uri(step.image)}
+        if self.settings.docker:
+            return run_step_in_docker(
+                self.image_uri(step.image), step.entrypoint, arguments, base, log, show, extra_env
+            )
+        return run_step_subprocess(step.entrypoint, arguments, base, log, show, self.settings.env, extra_env)
+
+    def _step_run(
+        self,
+        step: d.ProcessingStep | d.TrainingStep,
+        spec: dict[str, Any],
+        key: str,
+        produced: dict[str, Path],
+    ) -> str:
+        """The step's MLflow child run: the trainer's own run when there is one, else a new run."""
+        tags = {
+            "cached": "false",
+            "cache_key": key,
+            **{f"output.{k}": self.store.location(step.name, key, k) for k in produced},
+        }
+        trainer_run = self._trainer_run_id(produced.get("model")) if isinstance(step, d.TrainingStep) else ""
+        if trainer_run:
+            self.tracking.adopt(trainer_run, step.name, tags)
+            return trainer_run
+        run_id = self.tracking.child(step.name, self._step_params(spec), tags)
+        if "evaluation" in produced:
+            evaluation = json.loads((produced["evaluation"] / d.EVALUATION_FILE).read_text())
+            self.tracking.log_metrics(run_id, evaluation_metrics(evaluation))
+            self.tracking.log_artifacts(run_id, produced["evaluation"], "evaluation")
+        self.tracking.finish(run_id)
+        return run_id
+
+    @staticmethod
+    def _trainer_run_id(model_dir: Path | None) -> str:
+        card = model_dir / "model.json" if model_dir else None
+        if card is None or not card.is_file():
+            return ""
+        return str(json.loads(card.read_text()).get("extra", {}).get("mlflow_run_id", ""))
+
+    # -- gate, fail, register ----------------------------------------------------------------
+    def evaluation(self) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(dir=self.work_dir) as scratch:
+            folder = self._local_copy(self.outputs[d.EVALUATE]["evaluation"], Path(scratch))
+            return json.loads((folder / d.EVALUATION_FILE).read_text())
+
+    def run_gate(self, evaluation: dict[str, Any]) -> d.Step:
+        """Walk the checks in order; return the Register step or the Fail step reached."""
+        step: d.Step = self.dag.step(self.dag.first_gate)
+        while isinstance(step, d.ConditionStep):
+            left = float(json_path_get(evaluation, step.left.json_path))
+            right = float(self.params[step.right.name])
+            passed = left >= right
+            verdict = (
+                f"{step.left.json_path} = {left:.4f} {'>=' if passed else '<'} {step.right.name} = {right:g}"
+            )
+            self.records.append(
+                StepRecord(step.name, "ConditionStep", "passed" if passed else "failed", detail=verdict)
+            )
+            self.tracking.set_tags(self.tracking.parent_run_id, {f"gate.{step.name}": verdict})
+            self.emit(f"[{step.name}] {'passed' if passed else 'FAILED'}: {verdict}")
+            step = self.dag.step(step.on_pass if passed else step.on_fail)
+        return step
+
+    def fail_message(self, step: d.FailStep, evaluation: dict[str, Any]) -> str:
+        parts = []
+        for part in step.message:
+            if isinstance(part, d.MetricRef):
+                parts.append(_as_string(json_path_get(evaluation, part.json_path)))
+            else:
+                parts.append(_as_string(_value(part, self.params)))
+        return "".join(parts)
+
+    def register(self, step: d.RegisterStep) -> RegisteredModel:
+        started = time.monotonic()
+        run_id = self.tracking.child(step.name, {"model_package_group": self.config.model_package_group}, {})
+        with tempfile.TemporaryDirectory(dir=self.work_dir) as scratch:
+            model_dir = self._local_copy(
+                self.outputs[step.model.step][step.model.output], Path(scratch) / "model"
+            )
+            evaluation_dir = self._local_copy(
+                self.outputs[step.evaluation.step][step.evaluation.output], Path(scratch) / "ev"
+            )
+            dataset_location = self.outputs[d.PREPROCESS]["dataset"]
+            provenance = Provenance(
+                dataset_hash=self._dataset_hash(Path(scratch) / "dataset.json"),
+                input_data_uri=str(self.params["InputDataUri"]),
+                dataset_location=dataset_location,
+                code_commit=git_commit(),
+                images={image: self.image_uri(image) for image in d.IMAGE_TAG_PARAMS},
+                pipeline_run_id=self.tracking.parent_run_id,
+                pipeline_execution=f"local:{self.tracking.parent_run_id}",
+            )
+            self.aws.ensure_bucket(self.config.bucket)
+            registered = self._registry().register(
+                model_dir, evaluation_dir / step.evaluation_file, run_id, provenance
+            )
+        self.tracking.set_tags(
+            run_id, {"model_version": registered.version, "model_package_arn": registered.model_package_arn}
+        )
+        self.tracking.finish(run_id)
+        seconds = time.monotonic() - started
+        self.records.append(
+            StepRecord(
+                step.name,
+                "RegisterStep",
+                "registered",
+                seconds,
+                mlflow_run_id=run_id,
+                outputs={"model_data_url": registered.model_data_url},
+                detail=f"{registered.name} v{registered.version} {registered.status}",
+            )
+        )
+        self.emit(f"[{step.name}] {registered.name} v{registered.version}: {registered.status}")
+        return registered
+
+    def _registry(self) -> ModelRegistry:
+        audit = self.settings.audit_log or self.work_dir / "registry-audit.jsonl"
+        return ModelRegistry(self.config, self.tracking_uri, self.aws, audit)
+
+    def _dataset_hash(self, scratch_file: Path) -> str:
+        location = self.outputs[d.PREPROCESS]["dataset"]
+        if location.startswith("s3://"):
+            from pipeline.artifacts import split_s3_uri
+
+            bucket, key = split_s3_uri(f"{location}/dataset.json")
+            self.aws.s3.download_file(bucket, key, str(scratch_file))
+            return json.loads(scratch_file.read_text()).get("dataset_hash", "")
+        return json.loads((Path(location) / "dataset.json").read_text()).get("dataset_hash", "")
+
+    def write_features(self, result: LocalRunResult) -> None:
+        """Image statistics from the baseline into Parquet, and into the offline store when AWS is there."""
+        from pipeline.feature_store import write_feature_files, write_offline_store
+
+        with tempfile.TemporaryDirectory(dir=self.work_dir) as scratch:
+            baseline_dir = self._local_copy(
+                self.outputs[d.PREPROCESS]["baseline"], Path(scratch) / "baseline"
+            )
+            dataset_hash = self._dataset_hash(Path(scratch) / "dataset.json")
+            out_dir = self.work_dir / "features" / dataset_hash[:16]
+            files = write_feature_files(baseline_dir / "baseline.json", dataset_hash, out_dir)
+        result.features = {"images_parquet": str(files.images), "classes_parquet": str(files.classes)}
+        if self.settings.register:  # AWS is reachable: the offline store and the feature group too
+            self.aws.ensure_bucket(self.config.bucket)
+            written = write_offline_store(self.config, files, dataset_hash, self.aws.sagemaker, self.aws.s3)
+            result.features.update(
+                {"feature_group": written.feature_group_arn, "offline_store_images": written.images_uri}
+            )
+        self.emit(f"[FeatureStore] {files.image_count} image records: {', '.join(result.features.values())}")
+
+    # -- the whole run -----------------------------------------------------------------------
+    def run(self) -> LocalRunResult:
+        parent = self.tracking.start(
+            f"{self.config.pipeline_name} (local)",
+            {k: _as_string(v) for k, v in self.params.items()},
+            {
+                "environment": self.config.name,
+                "code_commit": git_commit(),
+                "mode": "docker" if self.settings.docker else "subprocess",
+            },
+        )
+        result = LocalRunResult(
+            "Failed", dict(self.params), self.records, self.tracking_uri, parent, self.store.root
+        )
+        self.emit(f"pipeline {self.config.pipeline_name}: MLflow run {parent} at {self.tracking_uri}")
+        try:
+            self._run_steps(result)
+        except StepFailed as exc:
+            result.failure = str(exc)
+            self.records.append(
+                StepRecord(exc.step, "job", "failed", detail=exc.reason, log_file=str(exc.log_file or ""))
+            )
+        self.tracking.set_tags(parent, {"status": result.status, "failure": result.failure[:4000]})
+        self.tracking.finish(parent, "FINISHED" if result.status == "Succeeded" else "FAILED")
+        return result
+
+    def _run_steps(self, result: LocalRunResult) -> None:
+        for step in self.dag.steps:
+            if isinstance(step, d.ProcessingStep | d.TrainingStep):
+                self.records.append(self.run_job(step))
+                if step.name == d.PREPROCESS and self.settings.feature_store:
+                    self.write_features(result)
+        evaluation = self.evaluation()
+        result.metrics = evaluation_metrics(evaluation)
+        self.tracking.log_metrics(result.parent_run_id, result.metrics)
+        end = self.run_gate(evaluation)
+        if isinstance(end, d.FailStep):
+            result.failure = self.fail_message(end, evaluation)
+            self.records.append(StepRecord(end.name, "FailStep", "failed", detail=result.failure))
+            self.emit(f"[{end.name}] {result.failure}")
+            return
+        if isinstance(end, d.RegisterStep) and self.settings.register:
+            result.registered = self.register(end)
+        result.status = "Succeeded"
+
+
+def run_local(settings: LocalRunSettings) -> LocalRunResult:
+    return LocalRunner(settings).run()
+
+
+def summary(result: LocalRunResult) -> str:
+    """Where everything is, as a human-readable block."""
+    lines = [f"pipeline run: {result.status}" + (f" — {result.failure}" if result.failure else "")]
+    for record in result.records:
+        timing = f" {record.seconds:.0f} s" if record.seconds else ""
+        lines.append(f"  {record.step:<22} {record.status:<10}{timing} {record.detail}".rstrip())
+        lines.extend(f"      {name}: {location}" for name, location in record.outputs.items())
+        if record.log_file:
+            lines.append(f"      log: {record.log_file}")
+    if result.metrics:
+        lines.append("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())))
+    for name, location in result.features.items():
+        lines.append(f"  features {name}: {location}")
+    if result.registered:
+        r = result.registered
+        lines.append(f"  registered: {r.name} version {r.version} ({r.status}) {r.model_package_arn}")
+    lines.append(f"  artifact store: {result.store}")
+    lines.append(f"  MLflow: {result.tracking_uri} (parent run {result.parent_run_id})")
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""Session fixtures shared by the test files: a synthetic drone dataset and one trained model.
+
+`synthetic_dataset`: the dataset folder (data.yaml, images/, labels/, dataset.json, ...) built by
+preprocessing from synthetic VisDrone-style scenes: 48 frames of 320x320, objects 14-48 px.
+`trained_model_dir`: a model folder (best.pt + model.json) from one real training run on it that
+learned (its model.json metrics say how well); the run's checkpoint folder is
+`trained_model_dir.parent / "checkpoints"`. Tests must not modify either: copy first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+LEARNING_HYPERPARAMETERS = {
+    "model": "yolo11n",
+    "epochs": 30,
+    "imgsz": 320,
+    "batch": 8,
+    "nbs": 8,  # one optimizer step per batch: the default (64) takes ~3 steps per epoch here
+    "warmup_epochs": 1.0,
+    "close_mosaic": 5,
+    "plots": False,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from yolo_core.data.dataset import build_dataset
+    from yolo_core.data.synthetic import generate_scenes
+
+    root = tmp_path_factory.mktemp("synthetic")
+    raw = generate_scenes(root / "raw", 48, seed=7, width=320, height=320, object_px=(14, 48))
+    result = build_dataset(raw, root / "dataset", "visdrone", seed=7, progress=False)
+    return result.root
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(synthetic_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from yolo_core.hyperparams import Hyperparameters
+    from yolo_core.train.trainer import TrainingJob, train
+
+    root = tmp_path_factory.mktemp("trained")
+    job = TrainingJob(
+        data_yaml=synthetic_dataset / "data.yaml",
+        checkpoint_dir=root / "checkpoints",
+        model_dir=root / "model",
+        hyperparameters=Hyperparameters(**LEARNING_HYPERPARAMETERS),
+        handle_signals=False,
+    )
+    return train(job).model_dir

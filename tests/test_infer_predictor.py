@@ -1,0 +1,114 @@
+"""The batched predictor: source-pixel boxes for mixed sizes, precision choice, ONNX parity."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from yolo_core.errors import UserInputError
+from yolo_core.evaluation.ground_truth import GroundTruth, load_split
+from yolo_core.evaluation.metrics import match_detections
+from yolo_core.infer import hardware
+from yolo_core.infer.detections import Detections
+from yolo_core.infer.predictor import Predictor
+
+
+def matched_fraction(a: Detections, b: Detections) -> float:
+    """Share of `a`'s boxes matched one-to-one by a same-class box of `b` at IoU 0.5."""
+    if len(a) == 0:
+        return 1.0
+    order = np.argsort(-a.scores, kind="stable")
+    return float(match_detections(a.select(order), GroundTruth(b.boxes, b.class_ids))[:, 0].mean())
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_model_dir: Path) -> Predictor:
+    return Predictor.from_model_dir(trained_model_dir, device="cpu", precision="fp32", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def val_images(synthetic_dataset: Path) -> list[np.ndarray]:
+    files = load_split(synthetic_dataset, "val").image_files[:3]
+    return [cv2.imread(str(f)) for f in files]
+
+
+def _embed(image: np.ndarray, scale: float, canvas_hw: tuple[int, int], offset: tuple[int, int]) -> np.ndarray:
+    """The image scaled and pasted on a grey canvas at (x, y) = offset."""
+    scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((*canvas_hw, 3), 90, np.uint8)
+    x, y = offset
+    canvas[y : y + scaled.shape[0], x : x + scaled.shape[1]] = scaled
+    return canvas
+
+
+def test_boxes_are_in_source_pixels_for_a_batch_of_mixed_sizes(predictor, val_images):
+    """The same scene, scaled and placed differently in frames of different shapes, batched
+    together: each frame's boxes are the single-image boxes moved by that placement."""
+    image = val_images[0]
+    alone = predictor.predict([image])[0]
+    assert len(alone) >= 3, "the trained model should find objects in a validation image"
+    placements = [(1.0, (320, 320), (0, 0)), (1.5, (560, 900), (300, 40)), (0.8, (700, 300), (20, 380))]
+    frames = [_embed(image, s, hw, off) for s, hw, off in placements]
+    batched = predictor.predict(frames)
+    assert len({f.shape for f in frames}) == 3
+    for (scale, _, (x, y)), dets in zip(placements, batched, strict=True):
+        expected = Detections(alone.boxes * scale + np.array([x, y, x, y], np.float32), alone.scores, alone.class_ids)
+        assert matched_fraction(dets, expected) >= 0.8
+        assert matched_fraction(expected, dets) >= 0.8
+
+
+def test_results_do_not_depend_on_batch_size(trained_model_dir, val_images):
+    one = Predictor.from_model_dir(trained_model_dir, device="cpu", precision="fp32", batch_size=1)
+    many = Predictor.from_model_dir(trained_model_dir, device="cpu", precision="fp32", batch_size=8)
+    for a, b in zip(one.predict(val_images), many.predict(val_images), strict=True):
+        assert len(a) == len(b)
+        assert np.allclose(a.boxes, b.boxes, atol=0.5) and np.allclose(a.scores, b.scores, atol=1e-3)
+
+
+def test_output_types_and_names(predictor, val_images):
+    assert predictor.names[0] == "pedestrian" and predictor.precision == "fp32"
+    (dets,) = predictor.predict(val_images[:1], conf=0.5, max_det=2)
+    assert dets.boxes.dtype == np.float32 and dets.scores.dtype == np.float32 and dets.class_ids.dtype == np.int64
+    assert len(dets) <= 2 and (dets.scores > 0.5).all()
+    assert predictor.predict([]) == []
+
+
+def test_onnx_backend_gives_the_same_boxes(trained_model_dir, tmp_path, val_images, predictor):
+    pytest.importorskip("onnxruntime")
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    onnx = Predictor.from_model_dir(model_dir, device="cpu", backend="onnx", batch_size=4)
+    assert (model_dir / "best.onnx").exists() and onnx.precision == "fp32"
+    frames = [val_images[0], cv2.resize(val_images[1], (480, 270))]
+    for a, b in zip(onnx.predict(frames), predictor.predict(frames), strict=True):
+        assert matched_fraction(a, b) >= 0.98 and matched_fraction(b, a) >= 0.98
+
+
+def test_missing_model_card_is_a_user_error(tmp_path):
+    with pytest.raises(UserInputError, match="model.json"):
+        Predictor.from_model_dir(tmp_path)
+
+
+def test_corrupt_weights_are_a_user_error(tmp_path):
+    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserInputError, match="best.pt"):
+        Predictor(tmp_path / "best.pt", device="cpu")
+
+
+def test_precision_follows_the_hardware(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
+    assert hardware.cpu_has_bf16_matrix_units(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2\n")
+    assert not hardware.cpu_has_bf16_matrix_units(cpuinfo)
+    cpu = hardware.resolve_device("cpu")
+    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: True)
+    assert hardware.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: False)
+    assert hardware.resolve_precision("auto", cpu) == "fp32"
+    with pytest.raises(ValueError, match="needs a GPU"):
+        hardware.resolve_precision("fp16", cpu)
