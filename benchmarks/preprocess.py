@@ -6,7 +6,8 @@ decode each source JPEG once and encode exactly the output pixels our run wrote 
 at the same JPEG quality) once with OpenCV, in a process pool of the same size. No pipeline
 that decodes and re-encodes can beat the floor; the target is at least 0.8 of it. Runs
 alternate (floor, ours, floor, ours, ...) and the best of each counts, since other jobs may
-share the cores.
+share the cores; CPU seconds (user + system, workers included) are printed too, as they
+suffer less from such jobs than wall time.
 
     python benchmarks/preprocess.py [--frames 200] [--tile-size 640] [--repeats 2]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import tempfile
@@ -46,27 +48,42 @@ def _floor_frame(task: tuple[Path, list[tuple[int, int, int, int]]]) -> int:
     return image.shape[0] * image.shape[1]
 
 
-def run_floor(source: Path, manifest: dict, workers: int) -> tuple[float, int]:
+def cpu_seconds() -> float:
+    """User + system time of this process and its finished children (the pool's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Clock:
+    """Wall and CPU seconds of the block it wraps."""
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, cpu_seconds() - self.cpu
+
+
+def run_floor(source: Path, manifest: dict, workers: int) -> tuple[Clock, int]:
     windows: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
     for item in manifest["items"]:
         windows[item["source"]].append((item["x"], item["y"], item["width"], item["height"]))
     tasks = [(source / rel, boxes) for rel, boxes in sorted(windows.items())]
-    started = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+    with Clock() as clock, ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         pixels = sum(pool.map(_floor_frame, tasks, chunksize=2))
-    return time.perf_counter() - started, pixels
+    return clock, pixels
 
 
-def run_ours(source: Path, out: Path, tile_size: int, workers: int) -> tuple[float, dict]:
+def run_ours(source: Path, out: Path, tile_size: int, workers: int) -> tuple[Clock, dict]:
     from yolo_core.data import build_dataset
 
     shutil.rmtree(out, ignore_errors=True)  # clearing the last run's output is not part of the work
-    started = time.perf_counter()
-    result = build_dataset(
-        source, out, tile_size=tile_size, jpeg_quality=JPEG_QUALITY, workers=workers, progress=False
-    )
-    elapsed = time.perf_counter() - started
-    return elapsed, json.loads(result.manifest_path.read_text())
+    with Clock() as clock:
+        result = build_dataset(
+            source, out, tile_size=tile_size, jpeg_quality=JPEG_QUALITY, workers=workers, progress=False
+        )
+    return clock, json.loads(result.manifest_path.read_text())
 
 
 def main() -> None:
@@ -93,30 +110,34 @@ def main() -> None:
             print(f"generated {args.frames} frames {args.width}x{args.height} in {took:.1f} s")
         for path in sorted((source / "images").glob("*.jpg")):  # both runs read from the page cache
             path.read_bytes()
-        ours_times, floor_times = [], []
+        ours_runs: list[Clock] = []
+        floor_runs: list[Clock] = []
         manifest: dict = {}
         for _ in range(args.repeats):
             if manifest:
-                floor_times.append(run_floor(source, manifest, workers)[0])
-            elapsed, manifest = run_ours(source, work / "dataset", args.tile_size, workers)
-            ours_times.append(elapsed)
-        floor_seconds, pixels = run_floor(source, manifest, workers)
-        floor_times.append(floor_seconds)
+                floor_runs.append(run_floor(source, manifest, workers)[0])
+            clock, manifest = run_ours(source, work / "dataset", args.tile_size, workers)
+            ours_runs.append(clock)
+        clock, pixels = run_floor(source, manifest, workers)
+        floor_runs.append(clock)
     megapixels = pixels / 1e6
-    ours, floor = megapixels / min(ours_times), megapixels / min(floor_times)
+    ours, floor = megapixels / min(r.wall for r in ours_runs), megapixels / min(r.wall for r in floor_runs)
     outputs = manifest["items"]
     output_mp = sum(item["width"] * item["height"] for item in outputs) / 1e6
     print(
         f"frames {args.frames} x {args.width}x{args.height} = {megapixels:.0f} source MP; "
         f"{len(outputs)} tiles of {args.tile_size} px = {output_mp:.0f} output MP; {workers} workers"
     )
-    print(f"ours  (convert + validate + stats + tile + write): {ours:6.1f} source MP/s; {_fmt(ours_times)}")
-    print(f"floor (decode once + encode output pixels once):   {floor:6.1f} source MP/s; {_fmt(floor_times)}")
+    print(f"ours  (convert + validate + stats + tile + write): {ours:6.1f} source MP/s")
+    print(f"floor (decode once + encode output pixels once):   {floor:6.1f} source MP/s")
+    print(f"  ours  {_fmt(ours_runs)}\n  floor {_fmt(floor_runs)}")
     print(f"ratio ours/floor: {ours / floor:.2f} (target >= 0.80)")
+    cpu_ratio = min(r.cpu for r in floor_runs) / min(r.cpu for r in ours_runs)
+    print(f"CPU-time ratio floor/ours (less sensitive to other jobs): {cpu_ratio:.2f}")
 
 
-def _fmt(seconds: list[float]) -> str:
-    return ", ".join(f"{s:.2f} s" for s in seconds)
+def _fmt(runs: list[Clock]) -> str:
+    return "runs " + ", ".join(f"{run.wall:.1f} s ({run.cpu:.1f} CPU s)" for run in runs)
 
 
 if __name__ == "__main__":

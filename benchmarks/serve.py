@@ -147,10 +147,13 @@ def load(url: str, frames: list[bytes], clients: int, requests: int, duration_s:
         thread.join()
     wall = time.perf_counter() - start
     if failures:
-        raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
+        print(f"  {len(failures)} requests failed, first: {failures[0]}")
+    if not latencies:
+        raise SystemExit("no request succeeded")
     ordered = sorted(latencies)
     return {
         "requests": len(latencies),
+        "failed": len(failures),
         "seconds": round(wall, 2),
         "requests_per_s": round(len(latencies) / wall, 2),
         "p50_ms": round(1000 * statistics.median(ordered), 1),

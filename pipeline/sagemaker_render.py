@@ -30,11 +30,11 @@ _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"
 
 
 def _quiet_sdk() -> None:
-    """The SDK logs every default it applies and warns that a PipelineSession starts no job."""
+    """The SDK logs each default it applies and each field it drops; only errors matter here."""
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("sagemaker"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _use_valid_sdk_config() -> None:
@@ -396,7 +396,12 @@ def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag
 
 
 def definition(config: EnvConfig, code_commit: str) -> dict[str, Any]:
-    """The pipeline definition as a JSON-ready dict."""
+    """The pipeline definition as a JSON-ready dict, made without calling AWS.
+
+    Importing the SDK creates boto3 clients, which look for credentials; without any, botocore
+    would ask the EC2 metadata endpoint. Rendering needs no credentials, so that lookup is off.
+    """
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     return json.loads(build_pipeline(config, code_commit).definition())
 
 

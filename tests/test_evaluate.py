@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,11 +86,13 @@ def test_label_rows_are_checked(tmp_path):
         read_labels(label, 100, 50, num_classes=2)
     label.write_text("1 0.5 0.5 0.2 0.4\n")
     truth = read_labels(label, 100, 50, num_classes=2)
-    assert truth.boxes.tolist() == [[40, 15, 60, 35]] and truth.class_ids.tolist() == [1]
+    assert truth.boxes.tolist() == [pytest.approx([40, 15, 60, 35])] and truth.class_ids.tolist() == [1]
     assert label_file_for(tmp_path / "images" / "val" / "a.jpg") == label
 
 
-def test_evaluating_the_trained_model_writes_a_property_file_report(trained_model_dir, synthetic_dataset, tmp_path):
+def test_evaluating_the_trained_model_writes_a_property_file_report(
+    trained_model_dir, synthetic_dataset, tmp_path
+):
     report = evaluate_model(trained_model_dir, synthetic_dataset, tmp_path, EvaluationSettings(device="cpu"))
     on_disk = json.loads((tmp_path / "evaluation.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
@@ -100,7 +101,9 @@ def test_evaluating_the_trained_model_writes_a_property_file_report(trained_mode
     assert on_disk["metrics"]["map50"]["value"] > 0.3  # the fixture model learned
     check = on_disk["coco_cross_check"]
     assert check["map50_difference"] <= 0.01 and check["map50_95_difference"] <= 0.01
-    assert set(on_disk["per_class"]) <= set(json.loads((trained_model_dir / "model.json").read_text())["class_names"])
+    assert set(on_disk["per_class"]) <= set(
+        json.loads((trained_model_dir / "model.json").read_text())["class_names"]
+    )
     assert (tmp_path / "pr_curve.png").exists() and (tmp_path / "confusion_matrix.png").exists()
 
 
@@ -110,5 +113,3 @@ def test_dataset_with_other_classes_is_rejected(trained_model_dir, tmp_path):
     (tmp_path / "data.yaml").write_text("val: images/val\nnames: {0: cat}\n")
     with pytest.raises(UserInputError, match="1 classes, but the model has"):
         evaluate_model(trained_model_dir, tmp_path, tmp_path / "out", EvaluationSettings(device="cpu"))
-
-

@@ -13,7 +13,13 @@ from yolo_core.infer.slicing import crop, tile_grid, tile_starts
 
 @pytest.mark.parametrize(
     ("height", "width", "size", "overlap"),
-    [(2160, 3840, 640, 0.2), (1080, 1920, 640, 0.2), (1152, 1152, 640, 0.2), (500, 700, 640, 0.25), (640, 640, 320, 0.0)],
+    [
+        (2160, 3840, 640, 0.2),
+        (1080, 1920, 640, 0.2),
+        (1152, 1152, 640, 0.2),
+        (500, 700, 640, 0.25),
+        (640, 640, 320, 0.0),
+    ],
 )
 def test_tiles_match_sahi_and_cover_the_frame(height, width, size, overlap):
     sahi_slicing = pytest.importorskip("sahi.slicing")

@@ -36,7 +36,9 @@ def val_images(synthetic_dataset: Path) -> list[np.ndarray]:
     return [cv2.imread(str(f)) for f in files]
 
 
-def _embed(image: np.ndarray, scale: float, canvas_hw: tuple[int, int], offset: tuple[int, int]) -> np.ndarray:
+def _embed(
+    image: np.ndarray, scale: float, canvas_hw: tuple[int, int], offset: tuple[int, int]
+) -> np.ndarray:
     """The image scaled and pasted on a grey canvas at (x, y) = offset."""
     scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     canvas = np.full((*canvas_hw, 3), 90, np.uint8)
@@ -56,7 +58,9 @@ def test_boxes_are_in_source_pixels_for_a_batch_of_mixed_sizes(predictor, val_im
     batched = predictor.predict(frames)
     assert len({f.shape for f in frames}) == 3
     for (scale, _, (x, y)), dets in zip(placements, batched, strict=True):
-        expected = Detections(alone.boxes * scale + np.array([x, y, x, y], np.float32), alone.scores, alone.class_ids)
+        expected = Detections(
+            alone.boxes * scale + np.array([x, y, x, y], np.float32), alone.scores, alone.class_ids
+        )
         assert matched_fraction(dets, expected) >= 0.8
         assert matched_fraction(expected, dets) >= 0.8
 
@@ -72,7 +76,11 @@ def test_results_do_not_depend_on_batch_size(trained_model_dir, val_images):
 def test_output_types_and_names(predictor, val_images):
     assert predictor.names[0] == "pedestrian" and predictor.precision == "fp32"
     (dets,) = predictor.predict(val_images[:1], conf=0.5, max_det=2)
-    assert dets.boxes.dtype == np.float32 and dets.scores.dtype == np.float32 and dets.class_ids.dtype == np.int64
+    assert (
+        dets.boxes.dtype == np.float32
+        and dets.scores.dtype == np.float32
+        and dets.class_ids.dtype == np.int64
+    )
     assert len(dets) <= 2 and (dets.scores > 0.5).all()
     assert predictor.predict([]) == []
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import functools
 import hashlib
 import http.server
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -55,7 +58,11 @@ def dockerfile_pins() -> dict[str, str]:
 
 def wheel_requirements() -> list[str]:
     pins = dockerfile_pins()
-    return [f"torch=={pins['TORCH_VERSION']}", f"torchvision=={pins['TORCHVISION_VERSION']}", f"uv=={pins['UV_VERSION']}"]
+    return [
+        f"torch=={pins['TORCH_VERSION']}",
+        f"torchvision=={pins['TORCHVISION_VERSION']}",
+        f"uv=={pins['UV_VERSION']}",
+    ]
 
 
 def extra_ca_files() -> list[Path]:
@@ -84,17 +91,47 @@ class Engine:
 
     def label(self, image: str, label: str) -> str | None:
         result = subprocess.run(
-            [self.executable, "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', image],
+            [
+                self.executable,
+                "image",
+                "inspect",
+                "--format",
+                f'{{{{index .Config.Labels "{label}"}}}}',
+                image,
+            ],
             text=True,
             capture_output=True,
         )
         return result.stdout.strip() if result.returncode == 0 else None
 
     def bridge_gateway(self) -> str:
-        """The host's address on docker0, which build containers reach."""
-        return self.run(
-            "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}", capture=True
+        """The host's address on the default bridge, which build containers reach."""
+        gateway = self.run(
+            "network",
+            "inspect",
+            "bridge",
+            "--format",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+            capture=True,
         )
+        if gateway:
+            return gateway
+        name = self.run(
+            "network",
+            "inspect",
+            "bridge",
+            "--format",
+            '{{index .Options "com.docker.network.bridge.name"}}',
+            capture=True,
+        )
+        return interface_ipv4(name or "docker0")
+
+
+def interface_ipv4(name: str) -> str:
+    """The IPv4 address of a network interface (SIOCGIFADDR), without needing iproute2."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+    return socket.inet_ntoa(packed[20:24])
 
 
 def os_image_key() -> str:
@@ -112,7 +149,10 @@ def make_os_image(engine: Engine) -> None:
     hooks = []
     if extra_ca_files():
         names = " ".join(str(path) for path in extra_ca_files())
-        hooks += [f"--customize-hook=copy-in {names} {EXTRA_CA_DIR}", '--customize-hook=chroot "$1" update-ca-certificates']
+        hooks += [
+            f"--customize-hook=copy-in {names} {EXTRA_CA_DIR}",
+            '--customize-hook=chroot "$1" update-ca-certificates',
+        ]
     with tempfile.TemporaryDirectory(prefix="drone-yolo-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
         started = time.monotonic()
@@ -131,26 +171,58 @@ def make_os_image(engine: Engine) -> None:
             check=True,
         )
         log(f"mmdebstrap: {time.monotonic() - started:.0f} s")
-        engine.run("import", "--change", "ENV LANG=C.UTF-8", "--change", f"LABEL {KEY_LABEL}={key}", str(rootfs), OS_IMAGE)
+        engine.run(
+            "import",
+            "--change",
+            "ENV LANG=C.UTF-8",
+            "--change",
+            f"LABEL {KEY_LABEL}={key}",
+            str(rootfs),
+            OS_IMAGE,
+        )
 
 
 def download_wheels(requirements: list[str]) -> Path:
-    """pip-download the wheels once into the cache; a marker says the set is complete."""
-    folder = CACHE / "base-wheels"
-    marker = folder / f".complete-{inputs_key(*requirements)}"
+    """pip-download the wheels once into the cache, one folder per requirement set."""
+    folder = CACHE / "base-wheels" / inputs_key(*requirements)
+    marker = folder / ".complete"
     if marker.exists():
         log(f"wheels cached in {folder}")
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     # No --platform/--python-version flags: with them pip drops one of torch's CUDA wheels.
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder), *requirements], check=True)
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder), *requirements]
+    subprocess.run(pip, check=True)
     marker.touch()
     log(f"pip download: {time.monotonic() - started:.0f} s")
     return folder
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+WHEEL_LIST = "wheels.txt"
+
+
+class _WheelHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the wheel folder, plus /wheels.txt: a requirements file naming every wheel by URL.
+
+    Installing from that list (with --no-deps) fetches each wheel once; resolving through
+    --find-links would make uv fetch whole wheels just to read their metadata, since this
+    server has no range requests.
+    """
+
+    def do_GET(self) -> None:
+        if self.path != f"/{WHEEL_LIST}":
+            return super().do_GET()
+        base = f"http://{self.headers['Host']}/"
+        wheels = sorted(Path(self.directory).glob("*.whl"))
+        body = "".join(f"{w.name.split('-')[0]} @ {base}{w.name}\n" for w in wheels).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return None
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         pass
 
@@ -158,7 +230,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def serve_folder(folder: Path, host: str) -> Iterator[str]:
     """An HTTP file server for the build containers, bound to the bridge address only."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
+    handler = functools.partial(_WheelHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -201,7 +273,9 @@ def build_base(engine: Engine, tag: str = BASE_IMAGE) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docker", default="docker", help="docker client (one that can use BuildKit)")
     parser.add_argument("--tag", default=BASE_IMAGE, help="name of the base image to make")
     args = parser.parse_args(argv)

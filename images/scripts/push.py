@@ -114,7 +114,9 @@ def push_images(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("images", nargs="+", help="local image names (repositories), pushed as NAME:TAG")
     parser.add_argument("--tag", required=True, help="the local tag to push (make build's IMAGE_TAG)")
     parser.add_argument("--registry", default="", help="push here instead of ECR (host[:port][/path])")

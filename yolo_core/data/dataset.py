@@ -29,6 +29,7 @@ from tqdm import tqdm
 from yolo_core.data import coco, quality, split, visdrone, yolo_folder
 from yolo_core.data.frame_job import UNLABELED_RULES, FrameOptions, FrameResult, output_stem, process_frame
 from yolo_core.data.images_io import COLOR_RULES
+from yolo_core.data.json_io import write_json
 from yolo_core.data.source import Discovery
 from yolo_core.data.stats import build_baseline, write_baseline
 from yolo_core.errors import UserInputError
@@ -279,8 +280,7 @@ def build_dataset(
         },
         "items": items,
     }
-    manifest_path = out_dir / "dataset.json"
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    manifest_path = write_json(out_dir / "dataset.json", manifest)
     data_yaml = _write_data_yaml(out_dir, discovery.names, split_counts["val"] > 0)
     return DatasetResult(
         data_yaml=data_yaml,

@@ -8,11 +8,11 @@ is kept. The step fails only when the quarantined fraction exceeds the configure
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from yolo_core.data.json_io import write_json
 from yolo_core.errors import UserInputError
 
 ERROR, WARNING = "error", "warning"
@@ -114,9 +114,7 @@ class QualityReport:
         }
 
     def write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return path
+        return write_json(path, self.to_dict())
 
     def raise_if_failed(self, report_path: Path) -> None:
         if not self.passed:

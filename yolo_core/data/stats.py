@@ -12,12 +12,13 @@ served requests carry whole frames.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from yolo_core.data.json_io import write_json
 
 STATS_SIDE = 1024
 IMAGE_FEATURES = ("brightness", "contrast", "sharpness", "width", "height")
@@ -92,6 +93,4 @@ def build_baseline(
 
 
 def write_baseline(baseline: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(baseline, indent=1) + "\n")
-    return path
+    return write_json(path, baseline)

@@ -39,6 +39,23 @@ def model_names(model: torch.nn.Module) -> dict[int, str]:
     return {int(k): str(v) for k, v in names.items()}
 
 
+def _decode_boxes_in_float32(head: torch.nn.Module, device: torch.device) -> None:
+    """Run the head's box decoding (anchor grid + DFL distances, times the stride) in fp32.
+
+    In bf16 a coordinate near 600 px is only good to 4 px (2 in fp16 near 1000), which would
+    move small boxes; the decoding is a sliver of the compute, the convolutions stay fast.
+    """
+    head.dfl.float()
+    inner = head._inference
+
+    def decode(x: dict) -> torch.Tensor:
+        as_float = {k: [t.float() for t in v] if isinstance(v, list) else v.float() for k, v in x.items()}
+        with torch.autocast(device.type, enabled=False):
+            return inner(as_float)
+
+    head._inference = decode
+
+
 class TorchEngine:
     """uint8 NHWC batch in, raw head output (B, 4 + classes, anchors) float32 out."""
 
@@ -57,6 +74,8 @@ class TorchEngine:
         # the weights themselves are cast, which avoids autocast's per-call casting.
         self.weight_dtype = DTYPES[precision] if device.type == "cuda" else torch.float32
         self.model = model.to(device=device, dtype=self.weight_dtype, memory_format=torch.channels_last)
+        if precision != "fp32":
+            _decode_boxes_in_float32(self.model.model[-1], device)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 

@@ -345,8 +345,22 @@ def _fit(job: TrainingJob, plan: _Plan, state: RunState, resume: Checkpoint | No
     except BaseException:
         tracker.finish("FAILED")
         raise
-    state.metrics = {k: float(v) for k, v in (trainer.metrics or {}).items()}
-    state.epochs_completed = trainer.epoch + 1
+    state.metrics, state.epochs_completed = _results_of(trainer, plan)
+
+
+def _results_of(trainer: Any, plan: _Plan) -> tuple[dict[str, float], int]:
+    """Final metrics and epochs done; with DDP they are only in the files the workers wrote."""
+    if getattr(trainer, "ddp", False):
+        import torch
+
+        newest = plan.store.newest_good()
+        final_path = plan.store.final_path
+        final = torch.load(final_path, map_location="cpu", weights_only=False) if final_path.exists() else {}
+        metrics = final.get("train_metrics") or {}
+        completed = newest.completed_epochs if newest else 0
+    else:
+        metrics, completed = trainer.metrics or {}, trainer.epoch + 1
+    return {k: float(v) for k, v in metrics.items() if k != "fitness"}, completed
 
 
 def train(job: TrainingJob) -> TrainingOutcome:
