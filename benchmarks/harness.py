@@ -44,7 +44,7 @@ def add_common_args(parser) -> None:
 
 
 def prepare_weights(args) -> tuple[Path, bool]:
-    """(checkpoint path, trained?): the given weights, or random ones built from the yaml."""
+    """(checkpoint path, given?): the given weights, or random ones built from the yaml."""
     if args.weights:
         return args.weights, True
     from ultralytics import YOLO
@@ -137,24 +137,30 @@ def letterboxed_shape(height: int, width: int, imgsz: int, stride: int = 32) -> 
     return math.ceil(round(height * gain) / stride) * stride, math.ceil(round(width * gain) / stride) * stride
 
 
-def agreement(a: list[Detections], b: list[Detections]) -> float:
-    """Fraction of the boxes in `a` matched one-to-one by a same-class box of `b` at IoU >= 0.5."""
+def agreement(a: list[Detections], b: list[Detections]) -> float | None:
+    """Fraction of the boxes in `a` matched one-to-one by a same-class box of `b` at IoU >= 0.5
+    (None when `a` has no boxes: nothing to agree on)."""
     matched = total = 0
     for dets_a, dets_b in zip(a, b, strict=True):
         truth = GroundTruth(dets_b.boxes, dets_b.class_ids)
         order = np.argsort(-dets_a.scores, kind="stable")
         matched += int(match_detections(dets_a.select(order), truth)[:, 0].sum())  # column 0: IoU 0.5
         total += len(dets_a)
-    return matched / total if total else 1.0
+    return matched / total if total else None
 
 
 def both_ways(a: list[Detections], b: list[Detections]) -> dict:
+    a_in_b, b_in_a = agreement(a, b), agreement(b, a)
     return {
-        "a_in_b": round(agreement(a, b), 4),
-        "b_in_a": round(agreement(b, a), 4),
+        "a_in_b": None if a_in_b is None else round(a_in_b, 4),
+        "b_in_a": None if b_in_a is None else round(b_in_a, 4),
         "boxes_a": sum(map(len, a)),
         "boxes_b": sum(map(len, b)),
     }
+
+
+def fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def use_all_cores(device: torch.device) -> None:

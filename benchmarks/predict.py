@@ -39,7 +39,7 @@ def main() -> None:
     images = [render_frame(i, 7, args.width, args.height, (8, 90))[0] for i in range(args.images)]
     machine = harness.describe_machine(device)
     print(f"machine: {machine}")
-    print(f"weights: {weights} ({'trained' if trained else 'random: agreement figures are not meaningful'})")
+    print(f"weights: {weights} ({'given' if trained else 'random: agreement figures are not meaningful'})")
 
     from ultralytics import YOLO
 
@@ -85,8 +85,9 @@ def main() -> None:
         fp32_dets = ours_dets if precision == "fp32" else fp32_dets
         label = f"ours {precision}, batch {args.batch_size}"
         against = "ours fp32" if reference is not base_dets else "ultralytics"
-        print(f"{label:<34}{ips:>10.2f}{ips / base_ips:>8.2f}{floor_ips:>13.1f}{agree['a_in_b']:>12.3f}"
-              f"{agree['b_in_a']:>7.3f}  (boxes vs {against})")  # fmt: skip
+        a_in_b, b_in_a = harness.fraction(agree["a_in_b"]), harness.fraction(agree["b_in_a"])
+        print(f"{label:<34}{ips:>10.2f}{ips / base_ips:>8.2f}{floor_ips:>13.1f}{a_in_b:>12}{b_in_a:>7}"
+              f"  (boxes vs {against})")  # fmt: skip
         results["ours"][precision] = {
             "images_per_s": round(ips, 2),
             "ratio_vs_baseline": round(ips / base_ips, 2),

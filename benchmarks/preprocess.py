@@ -48,21 +48,30 @@ def _floor_frame(task: tuple[Path, list[tuple[int, int, int, int]]]) -> int:
     return image.shape[0] * image.shape[1]
 
 
-def cpu_seconds() -> float:
-    """User + system time of this process and its finished children (the pool's workers)."""
+def cpu_seconds() -> tuple[float, float]:
+    """User and system time of this process and its finished children (the pool's workers)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + children.ru_utime, own.ru_stime + children.ru_stime
 
 
 class Clock:
     """Wall and CPU seconds of the block it wraps."""
 
     def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+        self.wall, (self.user, self.system) = time.perf_counter(), cpu_seconds()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, cpu_seconds() - self.cpu
+        user, system = cpu_seconds()
+        self.wall, self.user, self.system = (
+            time.perf_counter() - self.wall,
+            user - self.user,
+            system - self.system,
+        )
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
 
 
 def run_floor(source: Path, manifest: dict, workers: int) -> tuple[Clock, int]:
@@ -137,7 +146,7 @@ def main() -> None:
 
 
 def _fmt(runs: list[Clock]) -> str:
-    return "runs " + ", ".join(f"{run.wall:.1f} s ({run.cpu:.1f} CPU s)" for run in runs)
+    return "runs " + ", ".join(f"{r.wall:.1f} s (CPU {r.user:.1f} user + {r.system:.1f} sys)" for r in runs)
 
 
 if __name__ == "__main__":

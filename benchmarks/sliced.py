@@ -40,9 +40,8 @@ def print_table(rows: list, base: float, fastest: float) -> None:
         line = f"{label:<44}{seconds:>9.3f}{base / seconds:>17.2f}{fastest / seconds:>12.2f}"
         if ours:
             agree = ours["agreement_with_sahi_same_work"]
-            line += (
-                f"{ours['compute_floor_s_per_frame']:>9.3f}{agree['a_in_b']:>18.3f}{agree['b_in_a']:>12.3f}"
-            )
+            a_in_b, b_in_a = harness.fraction(agree["a_in_b"]), harness.fraction(agree["b_in_a"])
+            line += f"{ours['compute_floor_s_per_frame']:>9.3f}{a_in_b:>18}{b_in_a:>12}"
         print(line)
 
 
@@ -68,7 +67,7 @@ def main() -> None:
     frames_rgb = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # SAHI takes RGB arrays
     machine = harness.describe_machine(device)
     print(f"machine: {machine}")
-    print(f"weights: {weights} ({'trained' if trained else 'random: agreement figures are not meaningful'})")
+    print(f"weights: {weights} ({'given' if trained else 'random: agreement figures are not meaningful'})")
 
     from sahi import AutoDetectionModel
     from sahi.predict import get_sliced_prediction

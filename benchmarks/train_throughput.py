@@ -152,6 +152,7 @@ def run_ours(args: argparse.Namespace, timer: EpochTimer, precision: str, epochs
         precision=precision,
         device=device,
         plots=False,
+        tracking_uri="none",  # tracking is not what is measured (and MLflow may be absent)
         **settings,
     )
     folder = Path(tempfile.mkdtemp(prefix=f"ours-{precision}-", dir=args.work_dir))

@@ -158,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)  # before the runtime set-up, so --help answers at once
     configure_offline()
-    args = build_parser().parse_args(argv)
     run_main(lambda: run(args), failure_file=args.message_file)
 
 

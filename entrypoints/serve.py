@@ -102,6 +102,7 @@ def serve(args: argparse.Namespace) -> int:
             precision=args.precision,
             backend=args.backend,
             batch_size=args.max_batch_size,
+            threads=args.threads or None,
         )
 
     def on_load_failure(reason: str) -> None:

@@ -71,7 +71,9 @@ class Hyperparameters:
     val: bool = _hp(True, "validate after every epoch (the last epoch is always validated)")
     plots: bool = _hp(True, "save training plots (logged to MLflow as artifacts)")
     threads: int = _hp(0, "CPU threads for torch (0: every core this process may use)", min=0)
-    tracking_uri: str = _hp("", "MLflow tracking URI: '' (sqlite in the checkpoint folder), http(s)://, arn:")
+    tracking_uri: str = _hp(
+        "", "MLflow tracking URI: '' (sqlite in the checkpoint folder), http(s)://, arn:..., or 'none'"
+    )
     experiment_name: str = _hp("drone-yolo", "MLflow experiment name")
     run_name: str = _hp("", "MLflow run name ('' lets MLflow choose)")
 

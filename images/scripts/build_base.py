@@ -203,19 +203,12 @@ WHEEL_LIST = "wheels.txt"
 
 
 class _WheelHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the wheel folder, plus /wheels.txt: a requirements file naming every wheel by URL.
-
-    Installing from that list (with --no-deps) fetches each wheel once; resolving through
-    --find-links would make uv fetch whole wheels just to read their metadata, since this
-    server has no range requests.
-    """
+    """Serves the wheel folder, plus /wheels.txt, the names of its wheels (one a line)."""
 
     def do_GET(self) -> None:
         if self.path != f"/{WHEEL_LIST}":
             return super().do_GET()
-        base = f"http://{self.headers['Host']}/"
-        wheels = sorted(Path(self.directory).glob("*.whl"))
-        body = "".join(f"{w.name.split('-')[0]} @ {base}{w.name}\n" for w in wheels).encode()
+        body = "".join(f"{wheel.name}\n" for wheel in sorted(Path(self.directory).glob("*.whl"))).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -260,8 +253,6 @@ def build_base(engine: Engine, tag: str = BASE_IMAGE) -> str:
             f"OS_IMAGE={OS_IMAGE}",
             "--build-arg",
             f"WHEELS_URL={url}",
-            "--build-arg",
-            f"WHEELS_HOST={host}",
             "--label",
             f"{KEY_LABEL}={key}",
             "--tag",

@@ -236,6 +236,17 @@ class RunTracker:
         self.snapshot()
 
 
+class NoTracker:
+    """Stands in for `RunTracker` when tracking is off (tracking_uri 'none')."""
+
+    run_id = ""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in {"log_params", "log_metrics", "set_tags", "log_artifacts", "snapshot", "finish"}:
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
 class TrackingCallbacks:
     """Ultralytics callbacks that send each epoch's losses, metrics and learning rates to MLflow."""
 

@@ -36,7 +36,7 @@ from yolo_core.train.devices import resolve_batch, resolve_device
 from yolo_core.train.precision import resolve_precision, ultralytics_amp_arg
 from yolo_core.train.run_state import FINISHED, RunState
 from yolo_core.train.spot import StopSignal, TrainingInterrupted
-from yolo_core.train.tracking import LocalStore, RunTracker, TrackingCallbacks
+from yolo_core.train.tracking import LocalStore, NoTracker, RunTracker, TrackingCallbacks
 from yolo_core.version import code_version, git_commit
 
 LOG = logging.getLogger(__name__)
@@ -225,7 +225,9 @@ def _run_tags(job: TrainingJob, plan: _Plan, state: RunState) -> dict[str, str]:
     return {**tags, **job.tags}
 
 
-def _open_tracker(job: TrainingJob, plan: _Plan, state: RunState, work_dir: Path) -> RunTracker:
+def _open_tracker(job: TrainingJob, plan: _Plan, state: RunState, work_dir: Path) -> RunTracker | NoTracker:
+    if plan.hp.tracking_uri == "none":
+        return NoTracker()
     local = LocalStore(job.checkpoint_dir, work_dir)
     tracker = RunTracker.open(
         tracking_uri=plan.hp.tracking_uri,
@@ -319,14 +321,17 @@ def _outcome(job: TrainingJob, card: ModelCard, state: RunState, trained: bool, 
     )
 
 
-def _fit(job: TrainingJob, plan: _Plan, state: RunState, resume: Checkpoint | None, tracker: RunTracker):
+def _fit(
+    job: TrainingJob, plan: _Plan, state: RunState, resume: Checkpoint | None, tracker: RunTracker | NoTracker
+):
     from ultralytics.utils import callbacks as ultralytics_callbacks
 
     from yolo_core.train.engine import ToolkitTrainer
 
     _disable_ultralytics_integrations()
     callbacks = ultralytics_callbacks.get_default_callbacks()
-    TrackingCallbacks(tracker).register(callbacks)
+    if isinstance(tracker, RunTracker):
+        TrackingCallbacks(tracker).register(callbacks)
     for event, functions in job.callbacks.items():
         callbacks.setdefault(event, []).extend(functions)
     args = _ultralytics_args(plan, job.weights, resume.path if resume else None)
