@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo test test-fast lint bench build push clean
+.PHONY: run-preprocess run-train run-evaluate run-serve
 
 setup: $(STAMP)
 
@@ -41,6 +42,48 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/preprocess.py
+
+# ---- Container images (images/Dockerfile; see the README's "Container images") ----
+# BASE_IMAGE: a CUDA PyTorch image with our torch (CI passes its local stand-in, images/base/).
+# DOCKER: a client that can use BuildKit. OPT_ML: the /opt/ml tree that `make run-*` mounts.
+DOCKER ?= docker
+BASE_IMAGE ?= pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
+IMAGES := preprocess train inference
+IMAGE_PREFIX ?= drone-yolo-
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY := $(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
+IMAGE_TAG ?= $(VERSION)-$(shell printf %.12s $(GIT_COMMIT))$(GIT_DIRTY)
+REGISTRY ?=
+OPT_ML ?= $(CURDIR)/opt_ml
+PORT ?= 8080
+ARGS ?=
+DOCKER_RUN = images/scripts/docker-run-gpu.sh $(DOCKER) --rm --pull never --user $$(id -u):$$(id -g) --shm-size 8g
+
+build:
+	@set -e; for image in $(IMAGES); do \
+	  echo "== $(IMAGE_PREFIX)$$image:$(IMAGE_TAG) on $(BASE_IMAGE)"; \
+	  DOCKER_BUILDKIT=1 $(DOCKER) build --file images/Dockerfile --target $$image \
+	    --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
+	    --tag $(IMAGE_PREFIX)$$image:$(IMAGE_TAG) --tag $(IMAGE_PREFIX)$$image:latest . ; \
+	done
+
+# To ECR (this account and region, from the usual AWS settings), or to REGISTRY=host[:port][/path].
+push: setup
+	$(PY) images/scripts/push.py --tag $(IMAGE_TAG) --docker $(DOCKER) $(if $(REGISTRY),--registry $(REGISTRY)) \
+	  $(addprefix $(IMAGE_PREFIX),$(IMAGES))
+
+run-preprocess:
+	$(DOCKER_RUN) -v $(OPT_ML):/opt/ml $(IMAGE_PREFIX)preprocess:$(IMAGE_TAG) preprocess $(ARGS)
+
+run-train:
+	$(DOCKER_RUN) -v $(OPT_ML):/opt/ml $(IMAGE_PREFIX)train:$(IMAGE_TAG) train
+
+run-evaluate:
+	$(DOCKER_RUN) -v $(OPT_ML):/opt/ml $(IMAGE_PREFIX)train:$(IMAGE_TAG) evaluate $(ARGS)
+
+run-serve:
+	$(DOCKER_RUN) -v $(OPT_ML)/model:/opt/ml/model:ro -p 127.0.0.1:$(PORT):8080 $(IMAGE_PREFIX)inference:$(IMAGE_TAG) serve
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

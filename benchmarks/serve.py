@@ -166,7 +166,8 @@ def measure(model_dir: Path, frames: list[bytes], args: argparse.Namespace, max_
     server = Server(model_dir, args, max_batch_size)
     try:
         server.wait_ready()
-        load(server.url, frames, args.clients, 2 * args.clients, 120)  # warm-up: every batch size seen
+        # Warm-up: the batch shapes the run will see (a GPU autotunes its kernels per shape).
+        load(server.url, frames, args.clients, args.warmup_requests, 300)
         return load(server.url, frames, args.clients, args.requests, args.duration_s)
     finally:
         server.stop()
@@ -182,7 +183,8 @@ def main() -> None:
     add("--height", type=int, default=540)
     add("--frames", type=int, default=8, help="distinct JPEG frames the clients cycle through")
     add("--clients", type=int, default=16)
-    add("--requests", type=int, default=160, help="per mode, after a warm-up of 2 x clients")
+    add("--requests", type=int, default=160, help="per mode, after the warm-up requests")
+    add("--warmup-requests", type=int, default=48, help="per mode, not timed")
     add("--duration-s", type=float, default=90, help="per mode, at most")
     add("--max-batch-size", type=int, default=16, help="with batching on")
     add("--max-wait-ms", type=float, default=5)
@@ -209,6 +211,8 @@ def main() -> None:
     height, width = harness.letterboxed_shape(args.height, args.width, args.imgsz)
     flops = harness.model_flops(weights, height, width)
     ceiling = harness.matmul_flops_per_second(device, precision)
+    if not flops:
+        raise SystemExit("model FLOPs unknown: install ultralytics-thop")
     floor_ms = 1000 * flops / ceiling
     ratio = on["requests_per_s"] / off["requests_per_s"]
     p99_bound = 1.5 * on["p50_ms"] + args.max_wait_ms

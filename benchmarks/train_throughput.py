@@ -204,7 +204,7 @@ def loader_images_per_s(
     data = check_det_dataset(str(data_yaml))
     dataset = build_yolo_dataset(cfg, data["train"], batch, data, mode="train")
     loader = build_dataloader(dataset, batch, workers, shuffle=True)
-    iterator = iter(loader)
+    iterator = (batch for _ in iter(int, 1) for batch in loader)  # epoch after epoch
     next(iterator)  # workers start, caches warm
     seen, started = 0, time.perf_counter()
     for _ in range(batches):

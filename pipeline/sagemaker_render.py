@@ -37,6 +37,27 @@ def _quiet_sdk() -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _validate_config_once() -> None:
+    """The SDK re-validates its config against a large JSON schema on every lookup (~1.7 s each,
+    ~80 lookups per definition); the config does not change, so validate each distinct one once.
+    """
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    original = SageMakerConfig.validate_sagemaker_config
+    if getattr(original, "_validated_once", False):
+        return
+    seen: set[str] = set()
+
+    def validate(sagemaker_config: dict | None = None) -> None:
+        key = json.dumps(sagemaker_config, sort_keys=True, default=str)
+        if key not in seen:
+            original(sagemaker_config)
+            seen.add(key)
+
+    validate._validated_once = True  # type: ignore[attr-defined]
+    SageMakerConfig.validate_sagemaker_config = staticmethod(validate)
+
+
 def _use_valid_sdk_config() -> None:
     """Point the SDK at a user config that passes its schema (it needs `SchemaVersion`).
 
@@ -55,6 +76,7 @@ def _use_valid_sdk_config() -> None:
 def pipeline_session(config: EnvConfig, boto_session: Any = None) -> Any:
     """A PipelineSession for the environment's region and bucket (no AWS call is made here)."""
     _use_valid_sdk_config()
+    _validate_config_once()
     import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 

@@ -19,7 +19,7 @@ from yolo_core.runtime import configure_offline  # noqa: E402
 configure_offline()
 netguard.install()
 
-pytest_plugins = ["tests.fixtures_aws", "tests.fixtures_data"]
+pytest_plugins = ["tests.fixtures_aws", "tests.fixtures_data", "tests.fixtures_docker"]
 
 
 @pytest.fixture(autouse=True)

@@ -47,22 +47,27 @@ def _embed(
     return canvas
 
 
+def _moved(dets: Detections, scale: float, x: int, y: int) -> Detections:
+    return Detections(dets.boxes * scale + np.array([x, y, x, y], np.float32), dets.scores, dets.class_ids)
+
+
 def test_boxes_are_in_source_pixels_for_a_batch_of_mixed_sizes(predictor, val_images):
     """The same scene, scaled and placed differently in frames of different shapes, batched
-    together: each frame's boxes are the single-image boxes moved by that placement."""
+    together: each frame's boxes are the single-image boxes moved by that placement. The frames
+    are sized so that the scene reaches the network at about its trained scale. Confident boxes
+    on one side are looked for among all boxes on the other, so scores near the threshold that
+    move a little with resampling do not count."""
+    confident, low = 0.35, 0.1
     image = val_images[0]
-    alone = predictor.predict([image])[0]
-    assert len(alone) >= 3, "the trained model should find objects in a validation image"
-    placements = [(1.0, (320, 320), (0, 0)), (1.5, (560, 900), (300, 40)), (0.8, (700, 300), (20, 380))]
+    alone = predictor.predict([image], conf=low)[0]
+    assert (alone.scores >= confident).sum() >= 2, "the trained model should find objects"
+    placements = [(1.0, (320, 320), (0, 0)), (2.0, (640, 704), (50, 0)), (1.25, (440, 400), (0, 30))]
     frames = [_embed(image, s, hw, off) for s, hw, off in placements]
-    batched = predictor.predict(frames)
-    assert len({f.shape for f in frames}) == 3
+    batched = predictor.predict(frames, conf=low)
     for (scale, _, (x, y)), dets in zip(placements, batched, strict=True):
-        expected = Detections(
-            alone.boxes * scale + np.array([x, y, x, y], np.float32), alone.scores, alone.class_ids
-        )
-        assert matched_fraction(dets, expected) >= 0.8
-        assert matched_fraction(expected, dets) >= 0.8
+        expected = _moved(alone, scale, x, y)
+        assert matched_fraction(dets.select(dets.scores >= confident), expected) >= 0.8
+        assert matched_fraction(expected.select(expected.scores >= confident), dets) >= 0.8
 
 
 def test_results_do_not_depend_on_batch_size(trained_model_dir, val_images):

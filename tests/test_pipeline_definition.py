@@ -31,7 +31,9 @@ def _steps_by_name(document: dict) -> dict[str, dict]:
     while stack:
         step = stack.pop()
         found[step["Name"]] = step
-        stack.extend(step.get("Arguments", {}).get("IfSteps", []) + step.get("Arguments", {}).get("ElseSteps", []))
+        stack.extend(
+            step.get("Arguments", {}).get("IfSteps", []) + step.get("Arguments", {}).get("ElseSteps", [])
+        )
     return found
 
 
@@ -56,7 +58,9 @@ def test_spot_branch_has_checkpoints_max_wait_and_retries(dev_definition: dict) 
     steps = _steps_by_name(dev_definition)
     spot, on_demand = steps[d.TRAIN]["Arguments"], steps[d.TRAIN + ON_DEMAND_SUFFIX]["Arguments"]
     assert spot["EnableManagedSpotTraining"] is True
-    assert spot["StoppingCondition"]["MaxWaitTimeInSeconds"] >= spot["StoppingCondition"]["MaxRuntimeInSeconds"]
+    assert (
+        spot["StoppingCondition"]["MaxWaitTimeInSeconds"] >= spot["StoppingCondition"]["MaxRuntimeInSeconds"]
+    )
     assert spot["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
     assert "checkpoints" in spot["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
     # SageMaker rejects MaxWaitTimeInSeconds on on-demand jobs.
@@ -64,7 +68,9 @@ def test_spot_branch_has_checkpoints_max_wait_and_retries(dev_definition: dict) 
     assert "MaxWaitTimeInSeconds" not in on_demand["StoppingCondition"]
     retry_types = {t for policy in steps[d.TRAIN]["RetryPolicies"] for t in policy["ExceptionType"]}
     assert {"SageMaker.CAPACITY_ERROR", "Step.THROTTLING"} <= retry_types
-    assert spot["HyperParameters"]["epochs"] == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Epochs"}]}}
+    assert spot["HyperParameters"]["epochs"] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.Epochs"}]}
+    }
 
 
 def test_gate_reads_the_property_file_and_fail_steps_name_the_metric(dev_definition: dict) -> None:
@@ -97,15 +103,30 @@ def test_register_step_is_pending_with_metrics_attached(dev_definition: dict) ->
 
 def test_cli_writes_the_same_definition(tmp_path: Path, guarded_subprocess_env: dict) -> None:
     out = tmp_path / "definition.json"
-    command = [sys.executable, "-m", "pipeline", "definition", "--env", "dev", "--commit", "golden", "--out", str(out)]
-    done = subprocess.run(command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "definition",
+        "--env",
+        "dev",
+        "--commit",
+        "golden",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text()) == json.loads(GOLDEN.read_text())
 
 
 def test_cli_bad_environment_is_one_line(guarded_subprocess_env: dict) -> None:
     command = [sys.executable, "-m", "pipeline", "definition", "--env", "qa"]
-    done = subprocess.run(command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == "error: unknown environment 'qa': choose one of dev, staging, prod"
 
@@ -126,7 +147,9 @@ def test_upsert_and_start_against_moto(aws_env) -> None:
 
     execution = start(config, {"Epochs": 3, "UseSpotInstances": False}, display_name="smoke")
     assert execution.startswith(arn + "/execution/")
-    executions = client.list_pipeline_executions(PipelineName=config.pipeline_name)["PipelineExecutionSummaries"]
+    executions = client.list_pipeline_executions(PipelineName=config.pipeline_name)[
+        "PipelineExecutionSummaries"
+    ]
     assert [e["PipelineExecutionArn"] for e in executions] == [execution]
     status = client.describe_pipeline_execution(PipelineExecutionArn=execution)["PipelineExecutionStatus"]
     assert status in {"Executing", "Succeeded"}

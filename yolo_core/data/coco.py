@@ -37,6 +37,9 @@ def parse_annotations(
             f"JSON says {declared_size[0]}x{declared_size[1]}, the image is {width}x{height}",
         )
         return labels
+    classes: list[int] = []
+    corners: list[list[float]] = []
+    wheres: list[str | None] = []
     for index, annotation in annotations:
         where = f"annotations[{index}]"
         bbox = annotation.get("bbox")
@@ -61,7 +64,10 @@ def parse_annotations(
                 quality.LABEL_UNKNOWN_CLASS, f"category_id {category!r} is not in categories", None, where
             )
             continue
-        labels.add_box(category_index[category], x, y, x + w, y + h, None, where)
+        classes.append(category_index[category])
+        corners.append([x, y, x + w, y + h])
+        wheres.append(where)
+    labels.add_boxes(classes, corners, wheres=wheres)
     return labels
 
 

@@ -1,6 +1,6 @@
 """Boxes of one image in pixel corners, and the rules every converter applies to them.
 
-Each converter parses its own format, then hands pixel boxes to `Labels.add_box`, so clipping,
+Each converter parses its own format, then hands pixel boxes to `Labels.add_boxes`, so clipping,
 degenerate-box and duplicate handling are the same for VisDrone, COCO and YOLO sources:
 - a box reaching past the image is clipped to it (counted as `boxes_clipped`);
 - a box with no area left inside the image is out of range (a warning; the box is dropped);
@@ -33,7 +33,7 @@ class Labels:
     ignored: list[tuple[float, float, float, float]] = field(default_factory=list)
     issues: list[quality.Issue] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
-    _seen: dict[tuple, int] = field(default_factory=dict)
+    _seen: dict[tuple, str] = field(default_factory=dict)  # (class, corners) -> where first seen
 
     @property
     def has_errors(self) -> bool:
@@ -42,75 +42,57 @@ class Labels:
     def error(self, kind: str, message: str, line: int | None = None, where: str | None = None) -> None:
         self.issues.append(quality.error(self.file, kind, message, line, where))
 
-    def _clip(self, x0: float, y0: float, x1: float, y1: float, line: int | None, where: str | None):
-        """The box clipped to the image, or None (with the finding recorded) when nothing is left."""
-        if x1 - x0 < MIN_BOX_PX or y1 - y0 < MIN_BOX_PX:
-            self.counts["boxes_degenerate"] += 1
-            self.issues.append(
-                quality.warning(
-                    self.file,
-                    quality.LABEL_DEGENERATE_BOX,
-                    "dropped",
-                    f"box {x1 - x0:g}x{y1 - y0:g} px is below {MIN_BOX_PX:g} px",
-                    line,
-                    where,
-                )
-            )
-            return None
-        cx0, cy0 = max(0.0, x0), max(0.0, y0)
-        cx1, cy1 = min(float(self.width), x1), min(float(self.height), y1)
-        if cx1 <= cx0 or cy1 <= cy0:
-            self.counts["boxes_out_of_range"] += 1
-            self.issues.append(
-                quality.warning(
-                    self.file,
-                    quality.LABEL_OUT_OF_RANGE,
-                    "dropped",
-                    f"box ({x0:g},{y0:g})-({x1:g},{y1:g}) lies outside the {self.width}x{self.height} image",
-                    line,
-                    where,
-                )
-            )
-            return None
-        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
-            self.counts["boxes_clipped"] += 1
-        if cx1 - cx0 < MIN_BOX_PX or cy1 - cy0 < MIN_BOX_PX:
-            self.counts["boxes_degenerate"] += 1
-            return None
-        return cx0, cy0, cx1, cy1
+    def _warn(self, kind: str, message: str, line: int | None, where: str | None) -> None:
+        self.issues.append(quality.warning(self.file, kind, "dropped", message, line, where))
 
-    def add_box(
+    def add_boxes(
         self,
-        cls: int,
-        x0: float,
-        y0: float,
-        x1: float,
-        y1: float,
-        line: int | None = None,
-        where: str | None = None,
+        classes: list[int],
+        corners: list[list[float]],
+        lines: list[int | None] | None = None,
+        wheres: list[str | None] | None = None,
     ) -> None:
-        """Add a training target given by pixel corners, applying the module's rules."""
-        box = self._clip(x0, y0, x1, y1, line, where)
-        if box is None:
+        """Add training targets given by pixel corners, applying the module's rules.
+
+        Vectorised: frames carry hundreds of boxes, and these rules ran per box in Python
+        before. Findings are recorded in the order of `lines`.
+        """
+        count = len(classes)
+        if not count:
             return
-        key = (cls, *box)
-        if key in self._seen:
-            self.counts["duplicates_dropped"] += 1
-            first = self._seen[key]
-            self.issues.append(
-                quality.warning(
-                    self.file,
-                    quality.LABEL_DUPLICATE_BOX,
-                    "dropped",
-                    f"same class and box as {'line' if line is not None else 'entry'} {first}",
-                    line,
-                    where,
-                )
-            )
-            return
-        self._seen[key] = line if line is not None else len(self.boxes)
-        self.classes.append(cls)
-        self.boxes.append(box)
+        lines = lines or [None] * count
+        wheres = wheres or [None] * count
+        boxes = np.asarray(corners, dtype=np.float64).reshape(-1, 4)
+        clipped = np.clip(boxes, 0, [self.width, self.height, self.width, self.height])
+        sizes = boxes[:, 2:] - boxes[:, :2]
+        clipped_sizes = clipped[:, 2:] - clipped[:, :2]
+        degenerate = (sizes < MIN_BOX_PX).any(axis=1)
+        outside = ~degenerate & (clipped_sizes <= 0).any(axis=1)
+        too_small = ~degenerate & ~outside & (clipped_sizes < MIN_BOX_PX).any(axis=1)
+        was_clipped = ~degenerate & ~outside & (clipped != boxes).any(axis=1)
+        self.counts["boxes_degenerate"] += int(degenerate.sum() + too_small.sum())
+        self.counts["boxes_out_of_range"] += int(outside.sum())
+        self.counts["boxes_clipped"] += int(was_clipped.sum())
+        found: list[tuple[int, str, str]] = []
+        for i in np.flatnonzero(degenerate).tolist():
+            w, h = sizes[i]
+            found.append((i, quality.LABEL_DEGENERATE_BOX, f"box {w:g}x{h:g} px is below {MIN_BOX_PX:g} px"))
+        for i in np.flatnonzero(outside).tolist():
+            x0, y0, x1, y1 = boxes[i]
+            message = f"box ({x0:g},{y0:g})-({x1:g},{y1:g}) lies outside the {self.width}x{self.height} image"
+            found.append((i, quality.LABEL_OUT_OF_RANGE, message))
+        keep = np.flatnonzero(~(degenerate | outside | too_small)).tolist()
+        for i, row in zip(keep, clipped[keep].tolist(), strict=True):
+            key = (classes[i], *row)
+            if key in self._seen:
+                self.counts["duplicates_dropped"] += 1
+                found.append((i, quality.LABEL_DUPLICATE_BOX, f"same class and box as {self._seen[key]}"))
+                continue
+            self._seen[key] = f"line {lines[i]}" if lines[i] is not None else str(wheres[i])
+            self.classes.append(int(classes[i]))
+            self.boxes.append(tuple(row))
+        for i, kind, message in sorted(found):
+            self._warn(kind, message, lines[i], wheres[i])
 
     def add_ignored(self, x0: float, y0: float, x1: float, y1: float) -> None:
         """A region that is not a target and is masked out of the image."""

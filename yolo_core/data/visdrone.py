@@ -33,6 +33,9 @@ FIELDS = 8
 def parse_annotation_text(text: str, file: str, width: int, height: int) -> Labels:
     """Parse one VisDrone-DET annotation file's text against an image of the given size."""
     labels = Labels(file, width, height)
+    classes: list[int] = []
+    corners: list[list[float]] = []
+    lines: list[int | None] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -60,7 +63,10 @@ def parse_annotation_text(text: str, file: str, width: int, height: int) -> Labe
         elif category == OTHERS:
             labels.counts["others_dropped"] += 1
         else:
-            labels.add_box(category - 1, left, top, left + box_w, top + box_h, number)
+            classes.append(category - 1)
+            corners.append([left, top, left + box_w, top + box_h])
+            lines.append(number)
+    labels.add_boxes(classes, corners, lines)
     return labels
 
 

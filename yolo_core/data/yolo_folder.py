@@ -29,6 +29,9 @@ TOLERANCE = 1e-3
 def parse_label_text(text: str, file: str, width: int, height: int, num_classes: int) -> Labels:
     """Parse one YOLO label file's text against an image of the given size."""
     labels = Labels(file, width, height)
+    classes: list[int] = []
+    corners: list[list[float]] = []
+    lines: list[int | None] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         fields = raw.split()
         if not fields:
@@ -49,7 +52,10 @@ def parse_label_text(text: str, file: str, width: int, height: int, num_classes:
             message = f"normalised box ({xc:g},{yc:g},{w:g},{h:g}) reaches outside 0-1"
             labels.error(quality.LABEL_OUT_OF_RANGE, message, number)
             continue
-        labels.add_box(int(cls), left * width, top * height, right * width, bottom * height, number)
+        classes.append(int(cls))
+        corners.append([left * width, top * height, right * width, bottom * height])
+        lines.append(number)
+    labels.add_boxes(classes, corners, lines)
     return labels
 
 

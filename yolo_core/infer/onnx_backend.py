@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +34,21 @@ def export_onnx(weights: Path, onnx_path: Path, imgsz: int = 640) -> Path:
     example = torch.zeros(1, 3, imgsz, imgsz)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = onnx_path.with_suffix(".tmp.onnx")
-    torch.onnx.export(
-        model,
-        (example,),
-        str(tmp),
-        input_names=["images"],
-        output_names=["output0"],
-        dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", 2: "anchors"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but needs no extra package
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=["images"],
+            output_names=["output0"],
+            dynamic_axes={
+                "images": {0: "batch", 2: "height", 3: "width"},
+                "output0": {0: "batch", 2: "anchors"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
     tmp.replace(onnx_path)
     stride = int(max(model.stride.tolist()))
     sidecar_path(onnx_path).write_text(json.dumps({"names": model_names(model), "stride": stride}))
