@@ -92,8 +92,10 @@ def sync(device: torch.device) -> None:
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, object]:
-    """Median wall seconds of `repeats` calls (after the caller's warm-up) and the last result."""
-    times, result = [], None
+    """Median wall seconds of `repeats` calls and the last result, after one untimed call with
+    the same work (oneDNN and cuDNN pick their kernels per input shape on first sight)."""
+    result = fn()
+    times = []
     for _ in range(repeats):
         sync(device)
         start = time.perf_counter()
@@ -163,10 +165,15 @@ def fraction(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def use_all_cores(device: torch.device) -> None:
-    """Ultralytics caps CPU inference at cores - 1 threads; both sides get every core."""
+def use_threads(device: torch.device, threads: int | None = None) -> None:
+    """Every core unless told otherwise (Ultralytics itself caps CPU inference at cores - 1)."""
     if device.type == "cpu":
-        apply_thread_count(cpu_thread_count())
+        apply_thread_count(threads or cpu_thread_count())
+
+
+def ultralytics_default_threads() -> int:
+    """Ultralytics' own CPU thread rule, min(8, cores - 1), applied to the cores we may use."""
+    return min(8, max(1, cpu_thread_count() - 1))
 
 
 def write_json(path: Path | None, results: dict) -> None:

@@ -24,12 +24,50 @@ def ultralytics_detections(result) -> Detections:
     return Detections(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy())
 
 
+def baseline_variants(device) -> list[tuple[str, int | None]]:
+    """Ultralytics as a user runs it (its own CPU thread rule), and with every core like ours."""
+    if device.type == "cuda":
+        return [("default", None)]
+    default = harness.ultralytics_default_threads()
+    every = harness.cpu_thread_count()
+    variants = [(f"default ({default} thread{'s' if default > 1 else ''})", default)]
+    return variants + ([(f"all {every} cores", every)] if every != default else [])
+
+
+def ultralytics_per_image(weights, images, imgsz: int, device, threads: int | None):
+    from ultralytics import YOLO
+
+    yolo = YOLO(str(weights))
+    target = str(device.index or 0) if device.type == "cuda" else "cpu"
+    yolo.predict(images[0], imgsz=imgsz, device=target, verbose=False)  # sets the predictor up
+    harness.use_threads(device, threads)  # after the setup, which sets Ultralytics' own count
+
+    def run() -> list[Detections]:
+        return [
+            ultralytics_detections(yolo.predict(im, imgsz=imgsz, device=target, verbose=False)[0])
+            for im in images
+        ]
+
+    return run
+
+
+def print_table(rows: list, user_ips: float) -> None:
+    print(f"\n{'variant':<44}{'images/s':>10}{'ratio':>8}{'floor img/s':>13}{'agree a->b':>12}{'b->a':>7}")
+    for label, ips, figures in rows:
+        line = f"{label:<44}{ips:>10.2f}{ips / user_ips:>8.2f}"
+        if figures:
+            agree = figures["agreement"]
+            a_in_b, b_in_a = harness.fraction(agree["a_in_b"]), harness.fraction(agree["b_in_a"])
+            line += f"{figures['compute_floor_images_per_s']:>13.1f}{a_in_b:>12}{b_in_a:>7}"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     harness.add_common_args(parser)
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-sizes", default="4,8", help="comma list of our batch sizes")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
     args = parser.parse_args()
@@ -40,61 +78,53 @@ def main() -> None:
     machine = harness.describe_machine(device)
     print(f"machine: {machine}")
     print(f"weights: {weights} ({'given' if trained else 'random: agreement figures are not meaningful'})")
-
-    from ultralytics import YOLO
-
-    yolo = YOLO(str(weights))
-    ultralytics_device = str(device.index or 0) if device.type == "cuda" else "cpu"
-
-    def predict_one(image):
-        return yolo.predict(image, imgsz=args.imgsz, device=ultralytics_device, verbose=False)[0]
-
-    def baseline() -> list[Detections]:
-        return [ultralytics_detections(predict_one(image)) for image in images]
-
-    predict_one(images[0])  # warm-up and predictor setup
-    harness.use_all_cores(device)
-    base_s, base_dets = harness.timed(baseline, device, args.repeats)
-    base_ips = len(images) / base_s
     height, width = harness.letterboxed_shape(args.height, args.width, args.imgsz)
     flops = harness.model_flops(weights, height, width)
     results = {
         "benchmark": "predict",
         "machine": machine,
-        "weights_trained": trained,
+        "weights_given": trained,
         "images": len(images),
         "image_size": [args.height, args.width],
         "imgsz": args.imgsz,
         "network_input": [height, width],
         "model_gflops_per_image": round(flops / 1e9, 3),
-        "baseline": {"name": "ultralytics model.predict per image", "images_per_s": round(base_ips, 2)},
+        "baselines": {},
         "ours": {},
     }
-    print(f"\n{'variant':<34}{'images/s':>10}{'ratio':>8}{'floor img/s':>13}{'agree a->b':>12}{'b->a':>7}")
-    print(f"{'ultralytics predict, per image':<34}{base_ips:>10.2f}{1.0:>8.2f}")
+    rows = []
+    base_dets = None
+    for label, threads in baseline_variants(device):
+        run = ultralytics_per_image(weights, images, args.imgsz, device, threads)
+        seconds, base_dets = harness.timed(run, device, args.repeats)
+        results["baselines"][label] = {"images_per_s": round(len(images) / seconds, 2), "threads": threads}
+        rows.append((f"ultralytics predict per image, {label}", len(images) / seconds, None))
+    user_ips = rows[0][1]  # as a user would run it: Ultralytics' own thread choice
+    all_cores_ips = rows[-1][1]
+    harness.use_threads(device)
     fp32_dets = None
     for precision in harness.fast_precisions(device, args.precisions):
-        predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), precision=precision,
-                              batch_size=args.batch_size)  # fmt: skip
-        predictor.predict(images[: args.batch_size])  # warm-up
-        ours_s, ours_dets = harness.timed(lambda p=predictor: p.predict(images), device, args.repeats)
-        ips = len(images) / ours_s
         floor_ips = harness.matmul_flops_per_second(device, precision) / flops
-        reference = fp32_dets if fp32_dets is not None else base_dets
-        agree = harness.both_ways(ours_dets, reference)
-        fp32_dets = ours_dets if precision == "fp32" else fp32_dets
-        label = f"ours {precision}, batch {args.batch_size}"
-        against = "ours fp32" if reference is not base_dets else "ultralytics"
-        a_in_b, b_in_a = harness.fraction(agree["a_in_b"]), harness.fraction(agree["b_in_a"])
-        print(f"{label:<34}{ips:>10.2f}{ips / base_ips:>8.2f}{floor_ips:>13.1f}{a_in_b:>12}{b_in_a:>7}"
-              f"  (boxes vs {against})")  # fmt: skip
-        results["ours"][precision] = {
-            "images_per_s": round(ips, 2),
-            "ratio_vs_baseline": round(ips / base_ips, 2),
-            "compute_floor_images_per_s": round(floor_ips, 1),
-            "agreement": {"against": against, **agree},
-        }
-    print(f"\nmodel: {flops / 1e9:.2f} GFLOPs per image at {height}x{width}; floor = matmul FLOP/s / that")
+        for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+            predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), precision=precision,
+                                  batch_size=batch_size)  # fmt: skip
+            seconds, dets = harness.timed(lambda p=predictor: p.predict(images), device, args.repeats)
+            reference, against = (
+                (fp32_dets, "ours fp32") if precision != "fp32" else (base_dets, "ultralytics")
+            )
+            figures = {
+                "images_per_s": round(len(images) / seconds, 2),
+                "ratio_vs_ultralytics_default": round(len(images) / seconds / user_ips, 2),
+                "ratio_vs_ultralytics_all_cores": round(len(images) / seconds / all_cores_ips, 2),
+                "compute_floor_images_per_s": round(floor_ips, 1),
+                "agreement": {"against": against, **harness.both_ways(dets, reference)},
+            }
+            results["ours"][f"{precision}_batch_{batch_size}"] = figures
+            rows.append((f"ours {precision}, batch {batch_size}", len(images) / seconds, figures))
+        fp32_dets = dets if precision == "fp32" else fp32_dets
+    print_table(rows, user_ips)
+    print(f"\nmodel: {flops / 1e9:.2f} GFLOPs per image at {height}x{width}; floor = matmul FLOP/s / that. "
+          "Agreement: ours fp32 against Ultralytics, other precisions against ours fp32.")  # fmt: skip
     harness.write_json(args.json, results)
 
 

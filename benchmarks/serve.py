@@ -75,6 +75,7 @@ class Server:
         command += ["--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1], "--device", args.device]
         command += ["--precision", args.precision, "--max-batch-size", str(max_batch_size)]
         command += ["--max-wait-ms", str(args.max_wait_ms), "--warmup-batches", "3"]
+        command += ["--warmup-shape", f"{args.width}x{args.height}"]
         if args.server_threads:
             command += ["--threads", str(args.server_threads)]
         self.log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)  # noqa: SIM115

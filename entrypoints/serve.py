@@ -29,6 +29,13 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _width_height(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(width), int(height)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="serve", description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -55,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--capture-dir", type=Path, default=os.environ.get("SERVE_CAPTURE_DIR") or None)
     add("--capture-percentage", type=float, default=_env("SERVE_CAPTURE_PERCENTAGE", "100"))
     add("--warmup-batches", type=int, default=_env("SERVE_WARMUP_BATCHES", "1"))
+    add(
+        "--warmup-shape",
+        type=_width_height,
+        default=os.environ.get("SERVE_WARMUP_SHAPE") or None,
+        help="WIDTHxHEIGHT of the frames to expect, e.g. 3840x2160; default: the model's image size",
+    )
     add("--graceful-timeout-s", type=float, default=_env("SERVE_GRACEFUL_TIMEOUT_S", "25"))
     add("--cudnn-autotune", action="store_true", default=_env("SERVE_CUDNN_AUTOTUNE", "") in {"1", "true"})
     add("--access-log", action="store_true", default=_env("SERVE_ACCESS_LOG", "") in {"1", "true"})
@@ -93,6 +106,7 @@ def serve(args: argparse.Namespace) -> int:
         capture_dir=args.capture_dir,
         capture_percentage=args.capture_percentage,
         warmup_batches=args.warmup_batches,
+        warmup_shape=args.warmup_shape,
     )
     load_failures: list[str] = []
 

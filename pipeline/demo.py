@@ -21,8 +21,13 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.local_aws import MotoServer, free_port
+
+if TYPE_CHECKING:
+    from pipeline.config import EnvConfig
+    from pipeline.local_runner import LocalRunSettings
 
 DEMO_CLASSES = ("pedestrian", "car", "bus")
 DEMO_HYPERPARAMETERS = {"batch": "8", "nbs": "8", "warmup_epochs": "1", "workers": "0", "plots": "false"}
@@ -163,11 +168,38 @@ def _print_detections(answer: dict, limit: int = 10) -> int:
     return len(detections)
 
 
+def demo_settings(
+    args: argparse.Namespace, config: EnvConfig, work_dir: Path, raw_dir: Path
+) -> LocalRunSettings:
+    """The local run the demo makes (tests build the same one, to share its cached steps)."""
+    from pipeline.dag import split_pairs
+    from pipeline.local_runner import LocalRunSettings
+
+    return LocalRunSettings(
+        config=config,
+        work_dir=work_dir,
+        parameters={
+            "InputDataUri": str(raw_dir),
+            "Epochs": args.epochs,
+            "ImageSize": args.imgsz,
+            "MinMap50To95": args.min_map50_95,
+            "MinPrecision": args.min_precision,
+            "MinRecall": args.min_recall,
+        },
+        hyperparameters={**DEMO_HYPERPARAMETERS, **split_pairs(args.hp, "--hp")},
+    )
+
+
+def demo_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_demo_arguments(parser)
+    return parser.parse_args(argv)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from pipeline.aws import AwsClients
     from pipeline.config import load_config
-    from pipeline.dag import split_pairs
-    from pipeline.local_runner import LocalRunSettings, run_local, summary
+    from pipeline.local_runner import run_local, summary
     from pipeline.registry import ModelRegistry
     from pipeline.tracking import ui_command
 
@@ -177,7 +209,6 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(args.env)
-    hyperparameters = {**DEMO_HYPERPARAMETERS, **split_pairs(args.hp, "--hp")}
 
     _stage("1/5 synthetic drone imagery")
     raw_dir = generate_raw(args, work_dir / "raw")
@@ -185,19 +216,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with use_moto(work_dir, config.region) as moto:
         _say(f"AWS stand-in: moto_server at {moto.endpoint} (in memory, stops with the demo)")
         _stage("2/5 the pipeline, locally: preprocess -> train -> evaluate -> quality gate -> register")
-        settings = LocalRunSettings(
-            config=config,
-            work_dir=work_dir,
-            parameters={
-                "InputDataUri": str(raw_dir),
-                "Epochs": args.epochs,
-                "ImageSize": args.imgsz,
-                "MinMap50To95": args.min_map50_95,
-                "MinPrecision": args.min_precision,
-                "MinRecall": args.min_recall,
-            },
-            hyperparameters=hyperparameters,
-        )
+        settings = demo_settings(args, config, work_dir, raw_dir)
         result = run_local(settings)
         _say(summary(result))
         if result.status != "Succeeded" or result.registered is None:

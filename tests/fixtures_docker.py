@@ -102,6 +102,15 @@ class DockerEngine:
             pytest.fail(f"docker {' '.join(args[:3])} ... exited {done.returncode}:\n{output}")
         return done
 
+    def run_with_input(
+        self, args: list[str], data: bytes, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        """A docker command fed `data` on stdin; stdout and stderr stay bytes."""
+        command = [self.client, *args]
+        return subprocess.run(
+            command, input=data, capture_output=True, timeout=timeout, env=self.env, check=False
+        )
+
     def answers(self) -> bool:
         return _run([self.client, "info"], timeout=30).returncode == 0
 

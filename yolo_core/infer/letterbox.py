@@ -46,30 +46,34 @@ def _scaled_size(height: int, width: int, imgsz: int) -> tuple[int, int, float]:
 def letterbox_batch(
     images: Sequence[np.ndarray], imgsz: int, stride: int = 32, square: bool = False
 ) -> tuple[np.ndarray, list[LetterboxTransform]]:
-    """BGR uint8 HxWx3 images -> (B, H, W, 3) RGB uint8 canvas and one transform per image.
+    """BGR uint8 HxWx3 images -> (B, H, W, 3) BGR uint8 canvas and one transform per image.
 
     `square=True` always pads to imgsz x imgsz (for backends with a fixed input shape).
     The NHWC layout is deliberate: viewed as NCHW it is already channels_last for the model.
+    Channels stay BGR: the engines fold the swap into the model's first convolution.
     """
     if not images:
         raise ValueError("letterbox_batch: no images")
+    for index, image in enumerate(images):
+        _check_image(image, index)
     sizes = [_scaled_size(im.shape[0], im.shape[1], imgsz) for im in images]
     if square:
         canvas_h = canvas_w = math.ceil(imgsz / stride) * stride
     else:
         canvas_h = math.ceil(max(h for h, _, _ in sizes) / stride) * stride
         canvas_w = math.ceil(max(w for _, w, _ in sizes) / stride) * stride
-    batch = np.full((len(images), canvas_h, canvas_w, 3), PAD_VALUE, dtype=np.uint8)
+    batch = np.empty((len(images), canvas_h, canvas_w, 3), dtype=np.uint8)
     transforms = []
     for i, (source, (h, w, gain)) in enumerate(zip(images, sizes, strict=True)):
-        _check_image(source, i)
         image = source
         if (h, w) != image.shape[:2]:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         # Ultralytics rounds half-pixel padding this way; matching it keeps boxes identical.
         pad_y = round((canvas_h - h) / 2 - 0.1)
         pad_x = round((canvas_w - w) / 2 - 0.1)
-        batch[i, pad_y : pad_y + h, pad_x : pad_x + w] = image[..., ::-1]  # BGR -> RGB
+        if (h, w) != (canvas_h, canvas_w):  # tiles fill the canvas: no grey pass for them
+            batch[i] = PAD_VALUE
+        batch[i, pad_y : pad_y + h, pad_x : pad_x + w] = image
         transforms.append(LetterboxTransform(gain, pad_x, pad_y, source.shape[1], source.shape[0]))
     return batch, transforms
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from yolo_core.errors import UserInputError
-from yolo_core.infer.torch_backend import load_ultralytics_model, model_names
+from yolo_core.infer.torch_backend import load_ultralytics_model, model_names, read_bgr_bytes
 
 OPSET = 17
 
@@ -27,8 +27,9 @@ def sidecar_path(onnx_path: Path) -> Path:
 
 
 def export_onnx(weights: Path, onnx_path: Path, imgsz: int = 640) -> Path:
-    """Export a fused fp32 detection model with dynamic (batch, height, width) axes."""
-    model = load_ultralytics_model(weights).fuse(verbose=False).eval()
+    """Export a fused fp32 detection model with dynamic (batch, height, width) axes; like the torch
+    engine, the graph takes BGR pixel values 0-255 (see read_bgr_bytes)."""
+    model = read_bgr_bytes(load_ultralytics_model(weights).fuse(verbose=False).eval())
     head = model.model[-1]
     head.export, head.format, head.dynamic = True, "onnx", True  # anchors follow the input size
     example = torch.zeros(1, 3, imgsz, imgsz)
@@ -65,7 +66,7 @@ def cached_onnx_path(weights: Path) -> Path:
 
 
 class OnnxEngine:
-    """uint8 NHWC batch in, raw head output (B, 4 + classes, anchors) float32 out."""
+    """uint8 BGR NHWC batch in, raw head output (B, 4 + classes, anchors) float32 out."""
 
     fixed_square = False
 
@@ -94,6 +95,6 @@ class OnnxEngine:
         self.input_name = self.session.get_inputs()[0].name
 
     def forward(self, batch: np.ndarray) -> torch.Tensor:
-        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
         (raw,) = self.session.run(None, {self.input_name: x})[:1]
         return torch.from_numpy(raw)

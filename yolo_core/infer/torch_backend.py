@@ -39,6 +39,19 @@ def model_names(model: torch.nn.Module) -> dict[int, str]:
     return {int(k): str(v) for k, v in names.items()}
 
 
+def read_bgr_bytes(model: torch.nn.Module) -> torch.nn.Module:
+    """Fold the BGR->RGB swap and the /255 scaling into the first convolution, exactly.
+
+    The network then takes letterboxed BGR pixel values (0-255, cast to float) as they come from
+    OpenCV: no per-image channel flip or normalisation pass. The zero padding of that convolution
+    is unchanged (0 / 255 = 0), and 0-255 are exact in bf16 and fp16.
+    """
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        first.weight.copy_(first.weight.flip(1) / 255.0)
+    return model
+
+
 def _decode_boxes_in_float32(head: torch.nn.Module, device: torch.device) -> None:
     """Run the head's box decoding (anchor grid + DFL distances, times the stride) in fp32.
 
@@ -57,7 +70,7 @@ def _decode_boxes_in_float32(head: torch.nn.Module, device: torch.device) -> Non
 
 
 class TorchEngine:
-    """uint8 NHWC batch in, raw head output (B, 4 + classes, anchors) float32 out."""
+    """uint8 BGR NHWC batch in, raw head output (B, 4 + classes, anchors) float32 out."""
 
     fixed_square = False  # any stride-multiple input shape works
 
@@ -65,7 +78,7 @@ class TorchEngine:
         model = load_ultralytics_model(weights)
         self.names = model_names(model)
         self.stride = int(max(model.stride.tolist())) if hasattr(model, "stride") else 32
-        model = model.fuse(verbose=False)
+        model = read_bgr_bytes(model.fuse(verbose=False))
         for param in model.parameters():
             param.requires_grad_(False)
         self.device = device
@@ -88,8 +101,9 @@ class TorchEngine:
         pixels = torch.from_numpy(batch)
         if self.device.type == "cuda":
             pixels = pixels.pin_memory().to(self.device, non_blocking=True)
-        # NHWC memory viewed as NCHW is channels_last already: no copy.
-        x = pixels.permute(0, 3, 1, 2).to(self.weight_dtype).div_(255.0)
+        # NHWC memory viewed as NCHW is channels_last already; BGR and 0-255 are what the
+        # first convolution expects (read_bgr_bytes).
+        x = pixels.permute(0, 3, 1, 2).to(self.weight_dtype)
         with torch.inference_mode(), self._autocast():
             out = self.model(x)
         raw = out[0] if isinstance(out, list | tuple) else out

@@ -49,6 +49,7 @@ class ServerSettings:
     capture_dir: Path | None = None
     capture_percentage: float = 100.0
     warmup_batches: int = 1  # full batches run before /ping says 200
+    warmup_shape: tuple[int, int] | None = None  # (width, height) of the frames to expect
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -83,7 +84,7 @@ def create_app(
     load_predictor: Callable[[], PredictorLike],
     on_load_failure: Callable[[str], None] | None = None,
 ) -> Starlette:
-    model = ModelHolder(load_predictor, on_load_failure, settings.warmup_batches)
+    model = ModelHolder(load_predictor, on_load_failure, settings.warmup_batches, settings.warmup_shape)
     errors: Counter[int] = Counter()
     in_flight = Counter[str]()  # requests being answered now: what a SIGTERM drain waits for
     batcher = MicroBatcher(

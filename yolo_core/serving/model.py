@@ -3,6 +3,7 @@ it is ready, then run on one batch of images with one request's options."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -31,9 +32,11 @@ class ModelHolder:
         load: Callable[[], PredictorLike],
         on_failure: Callable[[str], None] | None = None,
         warmup_batches: int = 1,
+        warmup_shape: tuple[int, int] | None = None,
     ):
         self._load = load
         self._warmup_batches = warmup_batches
+        self._warmup_shape = warmup_shape  # (width, height) of the frames to expect
         self._on_failure = on_failure
         self._ready = threading.Event()
         self.predictor: PredictorLike | None = None
@@ -48,13 +51,14 @@ class ModelHolder:
         thread.start()
         return thread
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return self._ready.wait(timeout)
-
     def _load_and_warm_up(self) -> None:
         try:
             predictor = self._load()
             self._warm_up(predictor)
+            # Torch and Ultralytics leave ~350k long-lived objects: each full collection walked them
+            # all (~1 s on 2 busy cores), stalling every request in flight. Frozen, they are skipped.
+            gc.collect()
+            gc.freeze()
         except Exception as exc:  # noqa: BLE001 - reported through /ping and the process exit status
             log.exception("loading the model failed")
             self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -66,11 +70,17 @@ class ModelHolder:
         log.info("model ready: %d classes", len(predictor.names))
 
     def _warm_up(self, predictor: PredictorLike) -> None:
-        """Full batches at the model's size: allocation and kernel selection happen before /ping
-        says 200, not in the first client's request."""
-        image = np.zeros((predictor.imgsz, predictor.imgsz, 3), dtype=np.uint8)
-        for _ in range(self._warmup_batches):
-            predictor.predict([image] * predictor.batch_size)
+        """Full batches of the expected frame size, so that allocation and kernel selection happen
+        before /ping says 200, not in the first clients' requests. On a GPU every batch size gets a
+        pass too: cuDNN builds a plan per input shape (up to a second each, measured on an H200),
+        and micro-batches come in every size."""
+        width, height = self._warmup_shape or (predictor.imgsz, predictor.imgsz)
+        image = np.zeros((height, width, 3), dtype=np.uint8)
+        sizes = [predictor.batch_size] * self._warmup_batches
+        if getattr(getattr(predictor, "device", None), "type", "") == "cuda":
+            sizes = list(range(1, predictor.batch_size + 1)) + sizes
+        for size in sizes:
+            predictor.predict([image] * size)
 
     def run(self, images: list[np.ndarray], options: InferenceOptions) -> list[Detections]:
         """One forward pass (or one sliced pass) over images that share `options`."""

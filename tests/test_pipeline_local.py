@@ -1,0 +1,151 @@
+"""The local runner and `make demo`, end to end with real entrypoints, moto and MLflow.
+
+The tests share one work folder (and so the step cache): the demo runs first with tiny settings,
+the later tests build the same run and find its steps cached; run alone, each test still works,
+only slower. CI budget: the demo's training and one retraining dominate (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pipeline import dag as d
+from pipeline.config import load_config
+from pipeline.demo import demo_arguments, demo_settings, generate_raw
+from pipeline.local_runner import LocalRunSettings, run_local
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "--epochs",
+    "1",
+    "--frames",
+    "8",
+    "--imgsz",
+    "64",
+    "--frame-size",
+    "128x128",
+    "--object-px",
+    "10",
+    "30",
+]
+OPEN_GATE = ["--min-map50-95", "0", "--min-precision", "0", "--min-recall", "0"]
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pipeline-local")
+
+
+def _settings(work_dir: Path, env: dict, lines: list[str], **overrides) -> LocalRunSettings:
+    args = demo_arguments([*TINY, *OPEN_GATE])
+    raw_dir = generate_raw(args, work_dir / "raw")
+    settings = demo_settings(args, load_config("dev"), work_dir, raw_dir)
+    settings.env, settings.emit = env, lines.append
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    return settings
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_path(work_dir: Path, guarded_subprocess_env: dict) -> None:
+    command = [sys.executable, "-m", "pipeline", "demo", "--work-dir", str(work_dir), *TINY, *OPEN_GATE]
+    done = subprocess.run(
+        command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    for expected in (
+        "=== 1/5 synthetic drone imagery",
+        "[Preprocess] running preprocess",
+        "  Train | epoch=1",  # the step's own output is streamed
+        "[RegisterModel] drone-yolo-dev v",
+        "Approved in MLflow and SageMaker",
+        "serving on http://127.0.0.1:",
+        "detections on the 128x128 frame",
+        "evaluation metrics:    map50=",
+        f"open MLflow:           mlflow ui --backend-store-uri sqlite:///{work_dir}/mlflow.db",
+    ):
+        assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"
+    audit = [json.loads(line) for line in (work_dir / "registry-audit.jsonl").read_text().splitlines()]
+    assert audit[-1]["action"] == "Approved" and audit[-1]["who"] == "demo"
+    assert list(work_dir.glob("artifacts/Train/*/model/best.pt"))
+    assert list(work_dir.glob("features/*/image_stats.parquet"))
+
+
+@pytest.mark.slow
+def test_second_run_reuses_every_step_and_registers(
+    work_dir: Path, aws_env, guarded_subprocess_env: dict
+) -> None:
+    lines: list[str] = []
+    run_local(_settings(work_dir, guarded_subprocess_env, lines))  # cached already when the demo ran
+    result = run_local(_settings(work_dir, guarded_subprocess_env, lines))
+    assert result.status == "Succeeded", result.failure
+    assert [result.record(s).status for s in (d.PREPROCESS, d.TRAIN, d.EVALUATE)] == ["cached"] * 3
+    assert result.registered is not None and result.registered.status == "PendingManualApproval"
+    client = boto3.client("sagemaker", region_name=aws_env.env()["AWS_DEFAULT_REGION"])
+    package = client.describe_model_package(ModelPackageName=result.registered.model_package_arn)
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert Path(result.record(d.TRAIN).outputs["model"], "best.pt").is_file()
+
+
+@pytest.mark.slow
+def test_changed_hyperparameter_reruns_train_and_what_follows(
+    work_dir: Path, aws_env, guarded_subprocess_env: dict
+) -> None:
+    lines: list[str] = []
+    baseline = run_local(_settings(work_dir, guarded_subprocess_env, lines, register=False))
+    settings = _settings(work_dir, guarded_subprocess_env, lines, register=False)
+    settings.hyperparameters = {**settings.hyperparameters, "lr0": "0.02"}
+    changed = run_local(settings)
+    assert changed.status == "Succeeded", changed.failure
+    assert changed.record(d.PREPROCESS).status == "cached"
+    assert changed.record(d.PREPROCESS).cache_key == baseline.record(d.PREPROCESS).cache_key
+    assert changed.record(d.TRAIN).status == "ran" and changed.record(d.EVALUATE).status == "ran"
+    assert changed.record(d.TRAIN).cache_key != baseline.record(d.TRAIN).cache_key
+    assert any(line.startswith("  Train | ") for line in lines)  # progress of the rerun was shown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gate", d.GATES, ids=[g.metric for g in d.GATES])
+def test_gate_not_met_ends_in_the_fail_step_and_registers_nothing(
+    gate: d.Gate, work_dir: Path, aws_env, guarded_subprocess_env: dict
+) -> None:
+    lines: list[str] = []
+    settings = _settings(work_dir, guarded_subprocess_env, lines)
+    settings.parameters = {**settings.parameters, gate.threshold_param: 1.01}
+    result = run_local(settings)
+    assert result.status == "Failed" and result.registered is None
+    value = result.metrics[gate.metric]
+    assert result.failure == f"{gate.label} {value} is below the minimum 1.01 ({gate.threshold_param})"
+    fail_step = gate.threshold_param.removeprefix("Min") + "TooLow"
+    assert result.record(fail_step).status == "failed"
+    assert d.REGISTER not in {r.step for r in result.records}
+    client = boto3.client("sagemaker", region_name=aws_env.env()["AWS_DEFAULT_REGION"])
+    assert client.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_a_failing_step_reports_its_one_line_reason(tmp_path: Path, guarded_subprocess_env: dict) -> None:
+    empty = tmp_path / "raw"
+    empty.mkdir()
+    lines: list[str] = []
+    settings = LocalRunSettings(
+        config=load_config("dev"),
+        work_dir=tmp_path / "work",
+        parameters={"InputDataUri": str(empty)},
+        register=False,
+        feature_store=False,
+        env=guarded_subprocess_env,
+        emit=lines.append,
+    )
+    result = run_local(settings)
+    assert result.status == "Failed"
+    assert "step Preprocess failed:" in result.failure
+    assert "input folder is missing or empty" in result.failure
+    assert result.record(d.PREPROCESS).status == "failed"
+    assert Path(result.record(d.PREPROCESS).log_file).is_file()
