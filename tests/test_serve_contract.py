@@ -260,11 +260,14 @@ def test_bad_request_gets_a_named_4xx_and_the_server_keeps_serving(server: Serve
     assert httpx.get(f"{server.url}/ping", timeout=2).status_code == 200
 
 
-def test_unknown_routes_and_methods_answer_json(server: ServerProcess):
-    assert httpx.get(f"{server.url}/invocations", timeout=5).json()["status"] == 405
+def test_unknown_routes_and_methods_answer_json_and_are_counted(server: ServerProcess):
+    before = server.metrics()["errors"]
+    wrong_method = httpx.get(f"{server.url}/invocations", timeout=5)
+    assert wrong_method.json()["status"] == 405 and wrong_method.headers["allow"] == "POST"
     assert httpx.get(f"{server.url}/nowhere", timeout=5).json()["status"] == 404
-    errors = server.metrics()["errors"]
-    assert errors.get("415", 0) >= 1 or not errors  # counted when the bad-request tests ran first
+    after = server.metrics()["errors"]
+    for status in ("404", "405"):
+        assert after[status] == before.get(status, 0) + 1, (before, after)
 
 
 def test_options_reach_the_model(server: ServerProcess):

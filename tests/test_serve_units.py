@@ -107,6 +107,15 @@ def test_decodes_each_body_kind_to_bgr():
     ).option_fields == {"conf": 0.5}
 
 
+def test_grayscale_and_rgba_images_become_three_channel_bgr():
+    for mode, color in (("L", 90), ("RGBA", (255, 0, 0, 128))):
+        buffer = io.BytesIO()
+        Image.new(mode, (8, 4), color).save(buffer, format="PNG")
+        (decoded,) = decode_body("image/png", buffer.getvalue(), DecodeLimits()).images
+        assert decoded.shape == (4, 8, 3) and decoded.dtype == np.uint8
+        assert decoded[0, 0].tolist() == ([90, 90, 90] if mode == "L" else [0, 0, 255])
+
+
 def test_bad_bodies_are_named_4xx():
     jpeg = encode(np.full((64, 64, 3), 128, np.uint8))
     assert rejected("text/csv", jpeg).status == 415

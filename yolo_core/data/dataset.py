@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +32,7 @@ from yolo_core.data.json_io import write_json
 from yolo_core.data.source import Discovery
 from yolo_core.data.stats import build_baseline, write_baseline
 from yolo_core.errors import UserInputError
+from yolo_core.runtime import cpu_thread_count
 
 FORMATS = {"visdrone": visdrone.discover, "coco": coco.discover, "yolo": yolo_folder.discover}
 OUTPUT_FILES = ("data.yaml", "dataset.json", "quality_report.json", "baseline.json")
@@ -114,7 +114,7 @@ def _run_frames(
 ) -> list[FrameResult]:
     job = partial(process_frame, options=options)
     items = discovery.items
-    workers = workers or min(os.cpu_count() or 1, 8)
+    workers = workers or cpu_thread_count()
     bar = partial(
         tqdm, total=len(items), desc="preprocess", unit="frame", disable=not progress, mininterval=1.0
     )
@@ -170,6 +170,30 @@ def _manifest_items(results: list[FrameResult], splits: dict[str, str]) -> list[
                 }
             )
     return sorted(items, key=lambda item: item["image"])
+
+
+def _quality_report(
+    results: list[FrameResult], discovery: Discovery, source_dir: Path, source_format: str, max_bad: float
+) -> quality.QualityReport:
+    counts: Counter = Counter()
+    issues = list(discovery.issues)
+    for result in results:
+        counts.update(result.counts)
+        issues += result.issues
+    quarantined = {
+        r.rel: [i.kind for i in r.issues if i.severity == quality.ERROR] for r in results if r.quarantined
+    }
+    return quality.QualityReport(
+        str(source_dir), source_format, max_bad, len(results), quarantined, issues, counts
+    )
+
+
+def _baseline(kept: list[FrameResult], names: dict[int, str]) -> dict:
+    box_sizes: dict[int, list[tuple[float, float]]] = {}
+    for result in kept:
+        for cls, width, height in result.box_sizes:
+            box_sizes.setdefault(cls, []).append((width, height))
+    return build_baseline([r.stats for r in kept], box_sizes, names)
 
 
 def dataset_hash(items: list[dict], names: dict[int, str], settings: dict) -> str:
@@ -241,17 +265,7 @@ def build_dataset(
     _prepare_output(out_dir)
     results = _run_frames(discovery, options, workers, progress)
 
-    counts: Counter = Counter()
-    issues = list(discovery.issues)
-    for result in results:
-        counts.update(result.counts)
-        issues += result.issues
-    quarantined = {
-        r.rel: [i.kind for i in r.issues if i.severity == quality.ERROR] for r in results if r.quarantined
-    }
-    report = quality.QualityReport(
-        str(source_dir), source_format, max_bad_fraction, len(results), quarantined, issues, counts
-    )
+    report = _quality_report(results, discovery, source_dir, source_format, max_bad_fraction)
     report_path = report.write(out_dir / "quality_report.json")
     report.raise_if_failed(report_path)
 
@@ -260,13 +274,7 @@ def build_dataset(
     settings = {k: v for k, v in asdict(options).items() if k != "out_dir"} | {"source_format": source_format}
     digest = dataset_hash(items, discovery.names, settings)
     kept = [r for r in results if not r.quarantined]
-    box_sizes: dict[int, list[tuple[float, float]]] = {}
-    for result in kept:
-        for cls, width, height in result.box_sizes:
-            box_sizes.setdefault(cls, []).append((width, height))
-    baseline_path = write_baseline(
-        build_baseline([r.stats for r in kept], box_sizes, discovery.names), out_dir / "baseline.json"
-    )
+    baseline_path = write_baseline(_baseline(kept, discovery.names), out_dir / "baseline.json")
     split_counts = Counter(item["split"] for item in items)
     manifest = {
         "dataset_hash": digest,
@@ -290,8 +298,8 @@ def build_dataset(
         dataset_hash=digest,
         names=dict(discovery.names),
         images_seen=len(results),
-        images_quarantined=len(quarantined),
+        images_quarantined=len(report.quarantined),
         train_images=split_counts["train"],
         val_images=split_counts["val"],
-        boxes=int(counts["boxes_kept"]),
+        boxes=int(report.counts["boxes_kept"]),
     )

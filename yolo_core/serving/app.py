@@ -167,7 +167,9 @@ def create_app(
         message = getattr(exc, "message", None) or getattr(exc, "detail", None) or str(exc)
         errors[status] += 1
         log.info("%s %s -> %d: %s", request.method, request.url.path, status, message)
-        return error_response(status, message)
+        response = error_response(status, message)
+        response.headers.update(getattr(exc, "headers", None) or {})  # e.g. Allow on a 405
+        return response
 
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:
         errors[500] += 1  # Starlette logs the traceback after this answer is sent
