@@ -25,6 +25,10 @@ from entrypoints.contract import TrainingPaths, read_json_file, run_main, write_
 from yolo_core.errors import UserInputError
 from yolo_core.hyperparams import Hyperparameters, describe
 
+# OpenMP threads that spin while they wait turn a CPU shared with other work into a crawl (two
+# threads on two busy cores: 8x slower than one); sleeping waits cost ~1% on an idle machine.
+# It must be set before torch loads OpenMP, so here, before anything imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 LOG = logging.getLogger("train")
 TAG_ENV = {
     "IMAGE_URI": "image_uri",

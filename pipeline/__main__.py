@@ -169,7 +169,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     config = _config(args)
     with ExitStack() as stack:
         if args.moto:
-            from pipeline.demo import use_moto
+            from pipeline.local_aws import use_moto
 
             stack.enter_context(use_moto(args.work_dir, config.region))
         settings = LocalRunSettings(

@@ -18,12 +18,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.local_aws import MotoServer, free_port
+from pipeline.local_aws import free_port, use_moto
 
 if TYPE_CHECKING:
     from pipeline.config import EnvConfig
@@ -56,24 +54,6 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     add("--min-recall", type=float, default=0.1)
     add("--hp", action="append", default=[], metavar="NAME=VALUE", help="extra training hyperparameter")
     add("--env", default="dev", help="config whose names (bucket, registry) the demo uses")
-
-
-@contextmanager
-def use_moto(work_dir: Path, region: str) -> Iterator[MotoServer]:
-    """A moto server on loopback as this process's AWS (and its children's), while the block runs."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    server = MotoServer(log_file=work_dir / "moto_server.log").start()
-    saved = {key: os.environ.get(key) for key in server.env(region)}
-    os.environ.update(server.env(region))
-    try:
-        yield server
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
 
 
 def _say(text: str) -> None:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,3 +94,21 @@ class MotoServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def use_moto(work_dir: Path, region: str) -> Iterator[MotoServer]:
+    """A moto server on loopback as this process's AWS (and its children's), while the block runs."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    server = MotoServer(log_file=work_dir / "moto_server.log").start()
+    saved = {key: os.environ.get(key) for key in server.env(region)}
+    os.environ.update(server.env(region))
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()

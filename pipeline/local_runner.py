@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import dag as d
-from pipeline.artifacts import ArtifactStore, download_s3_prefix, open_store
+from pipeline.artifacts import ArtifactStore, download_s3_prefix, open_store, split_s3_uri
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
 from pipeline.fingerprint import code_digest, digest_json, s3_digest, tree_digest
@@ -86,7 +86,7 @@ class LocalRunSettings:
     feature_store: bool = True  # Parquet always; the S3 offline store and feature group need AWS
     audit_log: Path | None = None
     env: dict[str, str] | None = None  # environment of the step processes
-    emit: Callable[[str], None] = print
+    emit: Callable[[str], None] = lambda line: print(line, flush=True)  # progress shows when piped too
 
 
 def _value(value: d.Value, params: dict[str, Any]) -> Any:
@@ -185,57 +185,61 @@ class LocalRunner:
             return docker_image_id(self.image_uri(step.image))
         return code_digest(step.entrypoint)
 
+    def cache_key(self, step: d.ProcessingStep | d.TrainingStep, spec: dict[str, Any]) -> str:
+        """What can change the step's outputs; where to log them (tracking settings) is left out."""
+        payload = {
+            "step": step.name,
+            "entrypoint": step.entrypoint,
+            "code": self._code_fingerprint(step),
+            "inputs": spec["fingerprints"],
+            "arguments": spec.get("arguments", []),
+            "hyperparameters": spec.get("hyperparameters", {}),
+        }
+        return digest_json(payload)[:24]
+
     def run_job(self, step: d.ProcessingStep | d.TrainingStep) -> StepRecord:
         spec = self._job_spec(step)
-        key = digest_json(
-            {
-                "step": step.name,
-                "entrypoint": step.entrypoint,
-                "code": self._code_fingerprint(step),
-                "inputs": spec["fingerprints"],
-                "arguments": spec.get("arguments", []),
-                "hyperparameters": spec.get("hyperparameters", {}),
-            }
-        )[:24]
-        self.keys[step.name] = key
+        key = self.keys[step.name] = self.cache_key(step, spec)
         manifest = self.store.read_manifest(step.name, key)
-        if manifest is not None:
-            self.outputs[step.name] = manifest["outputs"]
-            record = StepRecord(step.name, type(step).__name__, "cached", 0.0, key, manifest["outputs"])
-            record.detail = f"cached from {manifest.get('finished', '?')}"
-            record.mlflow_run_id = self.tracking.child(
-                step.name,
-                self._step_params(spec),
-                {"cached": "true", "cache_key": key, "made_by_run": manifest.get("mlflow_run_id", "")},
-            )
-            self.tracking.finish(record.mlflow_run_id)
-            self.emit(f"[{step.name}] cached ({key}): outputs in {self.store.location(step.name, key)}")
-            return record
+        record = self._reuse(step, spec, key, manifest) if manifest else self._run_fresh(step, spec, key)
+        self.outputs[step.name] = record.outputs
+        return record
+
+    def _reuse(self, step: d.Step, spec: dict[str, Any], key: str, manifest: dict[str, Any]) -> StepRecord:
+        tags = {"cached": "true", "cache_key": key, "made_by_run": manifest.get("mlflow_run_id", "")}
+        run_id = self.tracking.child(step.name, self._step_params(spec), tags)
+        self.tracking.finish(run_id)
+        self.emit(f"[{step.name}] cached ({key}): outputs in {self.store.location(step.name, key)}")
+        detail = f"cached from {manifest.get('finished', '?')}"
+        return StepRecord(
+            step.name, type(step).__name__, "cached", 0.0, key, manifest["outputs"], run_id, detail=detail
+        )
+
+    def _run_fresh(
+        self, step: d.ProcessingStep | d.TrainingStep, spec: dict[str, Any], key: str
+    ) -> StepRecord:
         started = time.monotonic()
+        log_file = self.work_dir / "logs" / f"{step.name}-{key}.log"
         self.emit(f"[{step.name}] running {step.entrypoint} (cache key {key})")
         with tempfile.TemporaryDirectory(prefix=f"{step.name.lower()}-", dir=self.work_dir) as scratch:
-            base = Path(scratch) / "opt-ml"
-            produced = self._execute(step, spec, base, self.work_dir / "logs" / f"{step.name}-{key}.log")
+            produced = self._execute(step, spec, Path(scratch) / "opt-ml", log_file)
             outputs = {
-                name: self.store.put_dir(folder, step.name, key, name) for name, folder in produced.items()
+                name: self.store.put_dir(path, step.name, key, name) for name, path in produced.items()
             }
             run_id = self._step_run(step, spec, key, produced)
         seconds = time.monotonic() - started
-        self.outputs[step.name] = outputs
+        finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        manifest = {
+            "step": step.name,
+            "outputs": outputs,
+            "seconds": round(seconds, 1),
+            "mlflow_run_id": run_id,
+        }
         self.store.write_manifest(
-            step.name,
-            key,
-            {
-                "step": step.name,
-                "outputs": outputs,
-                "seconds": round(seconds, 1),
-                "mlflow_run_id": run_id,
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
+            step.name, key, {**manifest, "finished": finished}
+        )  # last: marks it complete
         self.emit(f"[{step.name}] done in {seconds:.0f} s: outputs in {self.store.location(step.name, key)}")
-        log_file = str(self.work_dir / "logs" / f"{step.name}-{key}.log")
-        return StepRecord(step.name, type(step).__name__, "ran", seconds, key, outputs, run_id, log_file)
+        return StepRecord(step.name, type(step).__name__, "ran", seconds, key, outputs, run_id, str(log_file))
 
     def _step_params(self, spec: dict[str, Any]) -> dict[str, Any]:
         params = {f"input.{k}": v for k, v in spec["inputs"].items()}
@@ -424,8 +428,6 @@ class LocalRunner:
     def _dataset_hash(self, scratch_file: Path) -> str:
         location = self.outputs[d.PREPROCESS]["dataset"]
         if location.startswith("s3://"):
-            from pipeline.artifacts import split_s3_uri
-
             bucket, key = split_s3_uri(f"{location}/dataset.json")
             self.aws.s3.download_file(bucket, key, str(scratch_file))
             return json.loads(scratch_file.read_text()).get("dataset_hash", "")

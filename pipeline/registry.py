@@ -284,12 +284,22 @@ class ModelRegistry:
         ]
 
     # -- lineage -----------------------------------------------------------------------------
+    def _package_status(self, arn: str) -> str:
+        """The package's approval status, or why it cannot be read (lineage still answers)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not arn:
+            return "no package"
+        try:
+            return self.aws.sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
+        except (BotoCoreError, ClientError) as exc:
+            return f"unavailable ({exc})"
+
     def lineage(self, version: str) -> dict[str, Any]:
         model_version = self._version(version)
         tags = dict(model_version.tags)
         arn = tags.get(PACKAGE_TAG, "")
-        package = self.aws.sagemaker.describe_model_package(ModelPackageName=arn) if arn else {}
-        sagemaker_status = package.get("ModelApprovalStatus", "")
+        sagemaker_status = self._package_status(arn)
         return {
             "model": self.name,
             "version": str(model_version.version),

@@ -79,6 +79,33 @@ def test_demo_runs_the_whole_path(work_dir: Path, guarded_subprocess_env: dict) 
 
 
 @pytest.mark.slow
+def test_lineage_command_after_the_demo(work_dir: Path, aws_env, guarded_subprocess_env: dict) -> None:
+    """The demo's AWS stand-in is gone: lineage still answers from MLflow and says so."""
+    if not (work_dir / "mlflow.db").exists():
+        test_demo_runs_the_whole_path(work_dir, guarded_subprocess_env)
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "lineage",
+        "--work-dir",
+        str(work_dir),
+        "--version",
+        "latest",
+    ]
+    env = {**guarded_subprocess_env, **aws_env.env()}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lineage = json.loads(done.stdout)
+    assert lineage["approval"]["mlflow"] == "Approved"
+    assert lineage["approval"]["sagemaker"].startswith("unavailable") and not lineage["approval"]["in_step"]
+    assert lineage["data"]["input_data_uri"] == str(work_dir / "raw")
+    assert len(lineage["data"]["dataset_hash"]) == 64
+    assert set(lineage["images"]) == {"preprocess", "train", "inference"}
+    assert lineage["audit"][-1]["action"] == "Approved"
+
+
+@pytest.mark.slow
 def test_second_run_reuses_every_step_and_registers(
     work_dir: Path, aws_env, guarded_subprocess_env: dict
 ) -> None:

@@ -237,7 +237,8 @@ def serve_folder(folder: Path, host: str) -> Iterator[str]:
 def build_base(engine: Engine, tag: str = BASE_IMAGE) -> str:
     requirements = wheel_requirements()
     make_os_image(engine)
-    key = inputs_key(BASE_DOCKERFILE.read_bytes(), os_image_key(), *requirements)
+    context = sorted(path for path in BASE_DOCKERFILE.parent.iterdir() if path.is_file())
+    key = inputs_key(*(path.read_bytes() for path in context), os_image_key(), *requirements)
     if engine.label(tag, KEY_LABEL) == key:
         log(f"{tag} is up to date")
         return tag

@@ -145,7 +145,7 @@ def create_app(
         headers = {
             "X-Batch-Size": str(result.batch_images),
             "X-Batch-Requests": str(result.batch_requests),
-            "X-Inference-Ms": f"{(time.monotonic() - started) * 1000:.1f}",
+            "X-Elapsed-Ms": f"{(time.monotonic() - started) * 1000:.1f}",  # in the server, queue included
         }
         return Response(output, media_type=JSON_TYPE, headers=headers)
 
@@ -159,6 +159,7 @@ def create_app(
                 **asdict(batcher.stats),
                 "errors": dict(errors),
                 "captured": capture.lines_written if capture else 0,
+                "capture_failed": capture.lines_failed if capture else 0,
             }
         )
 

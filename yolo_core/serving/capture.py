@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import random
 import socket
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 EVENT_VERSION = "0"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class DataCapture:
         self._name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._lock = threading.Lock()
         self.lines_written = 0
+        self.lines_failed = 0
 
     def submit(self, exchange: CapturedExchange) -> None:
         """Queue one exchange (sampled); returns at once."""
@@ -103,9 +106,14 @@ class DataCapture:
     def _write(self, exchange: CapturedExchange, when: datetime) -> None:
         line = json.dumps(capture_record(exchange, when), separators=(",", ":"))
         with self._lock:
-            handle = self._file_for(when)
-            handle.write(line + "\n")
-            handle.flush()
+            try:
+                handle = self._file_for(when)
+                handle.write(line + "\n")
+                handle.flush()
+            except OSError:  # a full disk must not take inference down with it
+                self.lines_failed += 1
+                log.exception("data capture: could not write to %s", self.folder)
+                return
             self.lines_written += 1
 
     def _file_for(self, when: datetime) -> IO[str]:

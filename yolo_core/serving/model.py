@@ -55,9 +55,9 @@ class ModelHolder:
         try:
             predictor = self._load()
             self._warm_up(predictor)
-            # Torch and Ultralytics leave ~350k long-lived objects: each full collection walked them
-            # all (~1 s on 2 busy cores), stalling every request in flight. Frozen, they are skipped.
-            gc.collect()
+            # Torch and Ultralytics leave ~350k long-lived objects: each full collection walks them
+            # all (~1 s on 2 busy cores) holding the GIL, stalling every request in flight. Frozen,
+            # they are skipped. (No gc.collect() first: that would block /ping for as long.)
             gc.freeze()
         except Exception as exc:  # noqa: BLE001 - reported through /ping and the process exit status
             log.exception("loading the model failed")
