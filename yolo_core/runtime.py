@@ -87,10 +87,10 @@ def configure_offline(config_dir: Path | None = None, threads: int | None = None
 
 def apply_thread_count(threads: int) -> None:
     """Use every core: Ultralytics caps torch at min(8, cores - 1) threads, i.e. one on 2 cores."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        import torch
-    except ImportError:
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is imported later
+    # Importing torch here would add seconds to steps that never use it (preprocess).
+    torch = sys.modules.get("torch")
+    if torch is None:
         return
     torch.set_num_threads(threads)
     # Only patch Ultralytics if it is loaded: importing it here would slow down every step.
