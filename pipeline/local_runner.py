@@ -470,6 +470,9 @@ class LocalRunner:
         self.emit(f"pipeline {self.config.pipeline_name}: MLflow run {parent} at {self.tracking_uri}")
         try:
             self._run_steps(result)
+        except KeyboardInterrupt:
+            self.tracking.finish(parent, "KILLED")
+            raise
         except StepFailed as exc:
             result.failure = str(exc)
             self.records.append(

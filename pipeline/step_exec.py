@@ -74,7 +74,7 @@ def stream_process(
 ) -> StepProcessResult:
     """Run `command`, showing its output live; returns its exit code and last lines."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("w") as log:
+    with log_file.open("w", buffering=1) as log:  # line-buffered: the log is readable while it runs
         log.write("$ " + " ".join(command) + "\n")
         stream = _LineStream(emit, log)
         process = subprocess.Popen(
@@ -133,15 +133,21 @@ def run_step_in_docker(
     """`docker run IMAGE COMMAND ARGS` with `base_dir` mounted as /opt/ml, no network.
 
     The boundary the images work (issue 6) plugs into: same inputs, same result as the
-    subprocess form. The container runs as the calling user so that the files it writes into
-    the mounted tree stay removable.
+    subprocess form. `--pull never`: a step runs the image `make build` made, never one fetched
+    from a registry. The container runs as the calling user so that the files it writes into the
+    mounted tree stay removable (the images work under any uid). With `gpus`, every GPU is passed
+    in, falling back to the CPU where Docker has no GPU runtime (images/scripts/docker-run-gpu.sh).
     """
-    docker = ["docker", "run", "--rm", "--network", "none", "-v", f"{base_dir}:/opt/ml"]
-    docker += ["--user", f"{os.getuid()}:{os.getgid()}"] if hasattr(os, "getuid") else []
-    docker += ["--gpus", "all"] if gpus else []
+    options = ["--rm", "--network", "none", "--pull", "never", "--shm-size", "2g"]
+    options += ["-v", f"{base_dir}:/opt/ml"]
+    options += ["--user", f"{os.getuid()}:{os.getgid()}"] if hasattr(os, "getuid") else []
     for key, value in (extra_env or {}).items():
-        docker += ["-e", f"{key}={value}"]
-    return stream_process([*docker, image, command, *arguments], dict(os.environ), base_dir, log_file, emit)
+        options += ["-e", f"{key}={value}"]
+    gpu_run = [str(REPO_ROOT / "images" / "scripts" / "docker-run-gpu.sh"), "docker"]
+    run = gpu_run if gpus else ["docker", "run"]
+    return stream_process(
+        [*run, *options, image, command, *arguments], dict(os.environ), base_dir, log_file, emit
+    )
 
 
 def docker_image_id(image: str) -> str:

@@ -110,6 +110,6 @@ def test_evaluating_the_trained_model_writes_a_property_file_report(
 def test_dataset_with_other_classes_is_rejected(trained_model_dir, tmp_path):
     (tmp_path / "images" / "val").mkdir(parents=True)
     (tmp_path / "images" / "val" / "a.jpg").write_bytes(b"")
-    (tmp_path / "data.yaml").write_text("val: images/val\nnames: {0: cat}\n")
+    (tmp_path / "data.yaml").write_text("train: images/val\nval: images/val\nnames: {0: cat}\n")
     with pytest.raises(UserInputError, match="1 classes, but the model has"):
         evaluate_model(trained_model_dir, tmp_path, tmp_path / "out", EvaluationSettings(device="cpu"))

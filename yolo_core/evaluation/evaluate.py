@@ -15,12 +15,19 @@ import cv2
 
 from yolo_core.errors import UserInputError
 from yolo_core.evaluation.coco_check import coco_map
-from yolo_core.evaluation.ground_truth import GroundTruth, label_file_for, load_split, read_labels
+from yolo_core.evaluation.ground_truth import (
+    DatasetSplit,
+    GroundTruth,
+    label_file_for,
+    load_split,
+    read_labels,
+)
 from yolo_core.evaluation.metrics import MetricsAccumulator
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.predictor import Predictor
 from yolo_core.infer.sliced import predict_sliced
 from yolo_core.model_card import ModelCard
+from yolo_core.train.data_source import dataset_hash
 
 EVALUATION_FILE = "evaluation.json"
 HEADLINE_METRICS = ("map50", "map50_95", "precision", "recall")
@@ -89,13 +96,13 @@ def evaluate_model(
     output_dir.mkdir(parents=True, exist_ok=True)
     ours = accumulator.finish(plots_dir=output_dir)
     coco = coco_map(predictions, truths, split.names, settings.max_det)
-    report = build_report(ours, coco, card, split.names, len(predictions), settings)
+    report = build_report(ours, coco, card, split, len(predictions), settings)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
 def build_report(
-    ours: dict, coco: dict, card: ModelCard, names: dict[int, str], images: int, settings: EvaluationSettings
+    ours: dict, coco: dict, card: ModelCard, split: DatasetSplit, images: int, settings: EvaluationSettings
 ) -> dict:
     return {
         "metrics": {name: {"value": round(ours[name], 6)} for name in HEADLINE_METRICS},
@@ -107,10 +114,10 @@ def build_report(
             "map50_95_difference": round(abs(coco["map50_95"] - ours["map50_95"]), 6),
         },
         "confusion_matrix": {
-            "labels": [*names.values(), "background"],
+            "labels": [*split.spec.class_names, "background"],
             "rows_predicted_columns_true": ours["confusion_matrix"],
         },
-        "dataset": {"split": settings.split, "images": images},
+        "dataset": {"split": settings.split, "images": images, "dataset_hash": dataset_hash(split.spec)},
         "model": {"dataset_hash": card.dataset_hash, "code_version": card.code_version, "imgsz": card.imgsz},
         "settings": asdict(settings),
     }

@@ -6,17 +6,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from yolo_core.errors import UserInputError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from yolo_core.train.data_source import IMAGE_SUFFIXES, DataSpec, read_data_yaml
 
 
 @dataclass(frozen=True)
 class DatasetSplit:
-    names: dict[int, str]
+    spec: DataSpec
     image_files: list[Path]
+
+    @property
+    def names(self) -> dict[int, str]:
+        return self.spec.names
 
 
 @dataclass
@@ -25,49 +27,17 @@ class GroundTruth:
     class_ids: np.ndarray  # (M,) int64
 
 
-def read_data_yaml(dataset_dir: Path) -> dict:
-    path = Path(dataset_dir) / "data.yaml"
-    if not path.is_file():
-        raise UserInputError(f"{path}: data.yaml is missing from the dataset folder")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict) or "names" not in data:
-        raise UserInputError(f"{path}: must be a mapping with a 'names' field")
-    return data
-
-
-def _names(data: dict, path: Path) -> dict[int, str]:
-    names = data["names"]
-    if isinstance(names, list):
-        return dict(enumerate(str(n) for n in names))
-    if isinstance(names, dict):
-        try:
-            return {int(k): str(v) for k, v in names.items()}
-        except ValueError:
-            pass
-    raise UserInputError(f"{path}: field 'names' must be a list or a mapping of class ids to names")
-
-
 def load_split(dataset_dir: Path, split: str = "val") -> DatasetSplit:
-    """The class names and the sorted image files of a split named in data.yaml."""
-    dataset_dir = Path(dataset_dir)
-    data = read_data_yaml(dataset_dir)
-    yaml_path = dataset_dir / "data.yaml"
-    if split not in data:
-        raise UserInputError(f"{yaml_path}: no '{split}' split in data.yaml")
-    root = dataset_dir / data["path"] if data.get("path") else dataset_dir
-    entries = data[split] if isinstance(data[split], list) else [data[split]]
-    image_files: list[Path] = []
-    for entry in entries:
-        folder = root / str(entry)
-        if not folder.is_dir():
-            raise UserInputError(f"{yaml_path}: '{split}' folder {folder} does not exist")
-        image_files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not image_files:
-        raise UserInputError(f"{yaml_path}: the '{split}' split has no images")
-    return DatasetSplit(_names(data, yaml_path), image_files)
+    """The checked data.yaml (training's own reader) and the sorted image files of one split."""
+    yaml_path = Path(dataset_dir) / "data.yaml"
+    if not yaml_path.is_file():
+        raise UserInputError(f"{yaml_path}: data.yaml is missing from the dataset folder")
+    spec = read_data_yaml(yaml_path)
+    folders = {"train": spec.train_dirs, "val": spec.val_dirs}.get(split)
+    if folders is None:
+        raise UserInputError(f"{yaml_path}: split {split!r} is not one of train, val")
+    files = sorted(p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return DatasetSplit(spec, files)
 
 
 def label_file_for(image_file: Path) -> Path:
