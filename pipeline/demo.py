@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from pipeline.local_runner import LocalRunSettings
 
 DEMO_CLASSES = ("pedestrian", "car", "bus")
-DEMO_HYPERPARAMETERS = {"batch": "8", "nbs": "8", "warmup_epochs": "1", "workers": "0", "plots": "false"}
+DEMO_HYPERPARAMETERS = {
+    "batch": "8",
+    "nbs": "8",
+    "warmup_epochs": "1",
+    "workers": "0",
+    "plots": "false",
+    "val": "false",
+}
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -262,6 +262,7 @@ def make_variable(name: str, **overrides: str) -> str:
 @dataclass(frozen=True)
 class BuiltImages:
     tag: str
+    commit: str
     base: str
 
     def ref(self, target: str) -> str:
@@ -272,7 +273,15 @@ class BuiltImages:
 def docker_images(docker_engine: DockerEngine, docker_base_image: str) -> BuiltImages:
     """Every image, built for real by `make build` on the stand-in base."""
     log = docker_engine.log_dir / "make_build.log"
-    settings = {"DOCKER": docker_engine.client, "BASE_IMAGE": docker_base_image}
+    # Read once and passed on, so that a commit made during the build cannot split them.
+    commit = make_variable("GIT_COMMIT")
+    tag = make_variable("IMAGE_TAG", GIT_COMMIT=commit)
+    settings = {
+        "DOCKER": docker_engine.client,
+        "BASE_IMAGE": docker_base_image,
+        "GIT_COMMIT": commit,
+        "IMAGE_TAG": tag,
+    }
     with log.open("w") as out:
         done = subprocess.run(
             ["make", "--no-print-directory", "build", *(f"{k}={v}" for k, v in settings.items())],
@@ -285,7 +294,7 @@ def docker_images(docker_engine: DockerEngine, docker_base_image: str) -> BuiltI
         )
     if done.returncode != 0:
         pytest.fail(f"make build failed:\n{_tail(log)}")
-    return BuiltImages(tag=make_variable("IMAGE_TAG"), base=docker_base_image)
+    return BuiltImages(tag=tag, commit=commit, base=docker_base_image)
 
 
 def container_user() -> str:

@@ -21,7 +21,8 @@ def _config(engine: DockerEngine, image: str) -> dict:
 def test_images_are_tagged_and_labelled_with_version_and_commit(
     docker_engine: DockerEngine, docker_images: BuiltImages
 ) -> None:
-    version, commit = make_variable("VERSION"), make_variable("GIT_COMMIT")
+    version, commit = make_variable("VERSION"), docker_images.commit
+    assert len(commit) == 40 or commit == "unknown"
     assert docker_images.tag.startswith(f"{version}-{commit[:12]}")
     for target in TARGETS:
         labels = _config(docker_engine, docker_images.ref(target))["Labels"]

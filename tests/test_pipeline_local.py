@@ -106,6 +106,25 @@ def test_lineage_command_after_the_demo(work_dir: Path, aws_env, guarded_subproc
 
 
 @pytest.mark.slow
+def test_local_command_with_a_throwaway_moto(work_dir: Path, guarded_subprocess_env: dict) -> None:
+    """`python -m pipeline local --moto` with the demo's settings: its steps come from the cache."""
+    settings = _settings(work_dir, guarded_subprocess_env, [])
+    params = [f"-p{name}={value}" for name, value in settings.parameters.items() if name != "InputDataUri"]
+    hps = [f"--hp={name}={value}" for name, value in settings.hyperparameters.items()]
+    command = [sys.executable, "-m", "pipeline", "local", "--work-dir", str(work_dir), "--moto"]
+    command += ["--input", settings.parameters["InputDataUri"], *params, *hps]
+    done = subprocess.run(
+        command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "pipeline run: Succeeded" in done.stdout
+    assert "registered: drone-yolo-dev version" in done.stdout
+    assert "open MLflow: mlflow ui --backend-store-uri sqlite:///" in done.stdout
+    for step in (d.PREPROCESS, d.TRAIN, d.EVALUATE):
+        assert f"[{step}] " in done.stdout
+
+
+@pytest.mark.slow
 def test_second_run_reuses_every_step_and_registers(
     work_dir: Path, aws_env, guarded_subprocess_env: dict
 ) -> None:

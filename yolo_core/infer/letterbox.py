@@ -65,15 +65,18 @@ def letterbox_batch(
     batch = np.empty((len(images), canvas_h, canvas_w, 3), dtype=np.uint8)
     transforms = []
     for i, (source, (h, w, gain)) in enumerate(zip(images, sizes, strict=True)):
-        image = source
-        if (h, w) != image.shape[:2]:
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         # Ultralytics rounds half-pixel padding this way; matching it keeps boxes identical.
         pad_y = round((canvas_h - h) / 2 - 0.1)
         pad_x = round((canvas_w - w) / 2 - 0.1)
         if (h, w) != (canvas_h, canvas_w):  # tiles fill the canvas: no grey pass for them
             batch[i] = PAD_VALUE
-        batch[i, pad_y : pad_y + h, pad_x : pad_x + w] = image
+        region = batch[i, pad_y : pad_y + h, pad_x : pad_x + w]
+        if (h, w) == source.shape[:2]:
+            region[...] = source
+        else:  # resized straight into the canvas: no intermediate image
+            resized = cv2.resize(source, (w, h), dst=region, interpolation=cv2.INTER_LINEAR)
+            if resized is not region:
+                region[...] = resized
         transforms.append(LetterboxTransform(gain, pad_x, pad_y, source.shape[1], source.shape[0]))
     return batch, transforms
 

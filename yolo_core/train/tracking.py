@@ -125,9 +125,15 @@ class RunTracker:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from mlflow import MlflowClient
+            import mlflow
 
-            self._client = MlflowClient(self.tracking_uri)
+            # The sagemaker-mlflow plugin adds its routing header from the *global* tracking URI
+            # (without it, requests to a SageMaker ARN fail); on any other URI it logs an error
+            # for every request, which is noise.
+            mlflow.set_tracking_uri(self.tracking_uri)
+            if not self.tracking_uri.startswith("arn:"):
+                logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+            self._client = mlflow.MlflowClient(self.tracking_uri)
         return self._client
 
     def __getstate__(self) -> dict[str, Any]:  # DDP pickles callbacks: the client stays behind
