@@ -4,6 +4,9 @@ version and git commit, holding the commands SageMaker calls and nothing it must
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,7 @@ from tests.fixtures_docker import TARGETS, BuiltImages, DockerEngine, container_
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(3600)]
 
+ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {"preprocess": "preprocess", "train": "train", "inference": "serve"}
 
 
@@ -88,3 +92,16 @@ def test_commands_run_unprivileged_offline_with_the_pinned_stack(
         "run", "--rm", "--network", "none", "--user", user, docker_images.ref("train"), "train", "--help"
     )
     assert "usage: train" in help_text.stdout
+
+
+def test_make_run_uses_gpus_or_falls_back_to_the_cpu(
+    docker_engine: DockerEngine, docker_images: BuiltImages, tmp_path
+) -> None:
+    """`make run-preprocess` asks for every GPU; where Docker has none it says so and runs on the CPU."""
+    command = ["make", "--no-print-directory", "run-preprocess", f"DOCKER={docker_engine.client}"]
+    command += [f"IMAGE_TAG={docker_images.tag}", f"OPT_ML={tmp_path}", "ARGS=--synthetic 2 --no-progress"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (tmp_path / "processing" / "output" / "dataset" / "data.yaml").is_file()
+    if not shutil.which("nvidia-smi"):
+        assert "no GPU runtime here (docker run --gpus all exited 125); running on the CPU" in done.stderr

@@ -39,7 +39,7 @@ def mlflow_server(tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> Ite
             try:
                 if requests.get(url + "/health", timeout=2).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still starting up
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
@@ -47,7 +47,11 @@ def mlflow_server(tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> Ite
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
         log.close()
 
 
