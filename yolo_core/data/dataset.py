@@ -16,10 +16,8 @@ import hashlib
 import json
 import shutil
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -29,6 +27,7 @@ from yolo_core.data import coco, quality, split, visdrone, yolo_folder
 from yolo_core.data.frame_job import UNLABELED_RULES, FrameOptions, FrameResult, output_stem, process_frame
 from yolo_core.data.images_io import COLOR_RULES
 from yolo_core.data.json_io import write_json
+from yolo_core.data.pool import process_pool
 from yolo_core.data.source import Discovery
 from yolo_core.data.stats import build_baseline, write_baseline
 from yolo_core.errors import UserInputError
@@ -121,7 +120,7 @@ def _run_frames(
     if workers <= 1 or len(items) < 8:
         return list(bar(map(job, items)))
     # Small chunks: a frame takes tens of milliseconds, and big chunks leave a core idle at the end.
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+    with process_pool(workers) as pool:
         return list(bar(pool.map(job, items, chunksize=2)))
 
 

@@ -22,15 +22,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from yolo_core.data.pool import process_pool
 from yolo_core.data.visdrone_classes import CATEGORY_BY_NAME, IGNORED_REGION
 
 DEFAULT_CLASSES = ("pedestrian", "car", "van", "truck", "bus", "motor")
@@ -510,6 +509,6 @@ def generate_scenes(
         for index in range(n_frames):
             write(index)
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        with process_pool(workers) as pool:
             list(pool.map(write, range(n_frames), chunksize=4))
     return out_dir
