@@ -59,6 +59,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     add("--min-map50-95", type=float, default=0.05, help="demo quality gate (dev's is stricter)")
     add("--min-precision", type=float, default=0.1)
     add("--min-recall", type=float, default=0.1)
+    add("--conf", type=float, default=0.15, help="confidence threshold of the query to the served model")
     add("--hp", action="append", default=[], metavar="NAME=VALUE", help="extra training hyperparameter")
     add("--env", default="dev", help="config whose names (bucket, registry) the demo uses")
 
@@ -95,8 +96,8 @@ def generate_raw(args: argparse.Namespace, raw_dir: Path) -> Path:
     return raw_dir
 
 
-def _post_json(url: str, body: bytes, content_type: str) -> dict:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+def _post_json(url: str, body: bytes, headers: dict[str, str]) -> dict:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
@@ -116,7 +117,7 @@ def _wait_for_ping(url: str, server: subprocess.Popen, timeout_s: float = 180.0)
     raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
 
 
-def serve_and_query(model_dir: Path, frame: Path, log_file: Path) -> dict:
+def serve_and_query(model_dir: Path, frame: Path, log_file: Path, conf: float) -> dict:
     """Start the serving entrypoint on a free loopback port, send one frame, stop the server."""
     port = free_port()
     command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
@@ -125,8 +126,9 @@ def serve_and_query(model_dir: Path, frame: Path, log_file: Path) -> dict:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
         try:
             _wait_for_ping(f"http://127.0.0.1:{port}/ping", server)
-            _say(f"serving on http://127.0.0.1:{port} (/ping answered 200); sending {frame.name}")
-            return _post_json(f"http://127.0.0.1:{port}/invocations", frame.read_bytes(), "image/jpeg")
+            _say(f"serving on http://127.0.0.1:{port} (/ping: 200); sending {frame.name} (X-Conf {conf:g})")
+            headers = {"Content-Type": "image/jpeg", "X-Conf": str(conf)}
+            return _post_json(f"http://127.0.0.1:{port}/invocations", frame.read_bytes(), headers)
         finally:
             server.terminate()
             try:
@@ -229,7 +231,7 @@ def run_demo(args: argparse.Namespace) -> int:
     model_dir = Path(result.record("Train").outputs["model"])
     with tempfile.TemporaryDirectory(prefix="demo-frame-", dir=work_dir) as scratch:
         frame = _query_frame(args, Path(scratch))
-        answer = serve_and_query(model_dir, frame, work_dir / "logs" / "serve.log")
+        answer = serve_and_query(model_dir, frame, work_dir / "logs" / "serve.log", args.conf)
     found = _print_detections(answer)
 
     _stage("5/5 where everything is")

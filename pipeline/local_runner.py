@@ -30,9 +30,6 @@ from pipeline.tracking import PipelineTracking, default_tracking_uri
 from yolo_core.errors import UserInputError
 from yolo_core.version import git_commit
 
-# Hyperparameters that say where to log, not what to learn: kept out of the cache key.
-_TRACKING_HYPERPARAMETERS = ("tracking_uri", "experiment_name", "run_name")
-
 
 class StepFailed(RuntimeError):
     """A step's entrypoint exited non-zero; the message is its one-line reason."""

@@ -48,7 +48,7 @@ def mlflow_server(tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> Ite
     finally:
         server.terminate()
         try:
-            server.wait(timeout=30)
+            server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
