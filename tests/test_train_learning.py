@@ -85,3 +85,21 @@ def test_corrupt_newest_checkpoint_falls_back_and_the_run_still_finishes(
     assert outcome.card.extra["resumes"] == 1 and outcome.mlflow_run_id == state["mlflow_run_id"]
     with (checkpoints / "run" / "results.csv").open() as handle:
         assert int(float(list(csv.DictReader(handle))[-1]["epoch"])) == epochs
+
+
+def test_training_starts_from_user_weights(
+    trained_model_dir: Path, synthetic_dataset: Path, tmp_path: Path
+) -> None:
+    """One epoch from the trained weights keeps what they learned (from scratch it scores ~0)."""
+    settings = {**LEARNING_HYPERPARAMETERS, "epochs": 1, "tracking_uri": "none"}
+    job = TrainingJob(
+        data_yaml=synthetic_dataset / "data.yaml",
+        checkpoint_dir=tmp_path / "checkpoints",
+        model_dir=tmp_path / "model",
+        hyperparameters=Hyperparameters(**settings),
+        weights=trained_model_dir / "best.pt",
+        handle_signals=False,
+    )
+    outcome = train(job)
+    assert outcome.card.metrics["mAP50"] > 0.3, outcome.card.metrics
+    assert outcome.mlflow_run_id == ""  # tracking "none"
