@@ -33,13 +33,11 @@ def _registry_get(registry: str, path: str, accept: str = "application/json") ->
 def test_make_push_sends_every_image_to_the_named_registry(
     docker_engine: DockerEngine, docker_images: BuiltImages, local_registry: str
 ) -> None:
-    command = [
-        "make",
-        "--no-print-directory",
-        "push",
-        f"REGISTRY={local_registry}",
+    command = ["make", "--no-print-directory", "push", f"REGISTRY={local_registry}"]
+    command += [
         f"DOCKER={docker_engine.client}",
-    ]
+        f"IMAGE_TAG={docker_images.tag}",
+    ]  # as built, whatever came since
     done = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=3000, env=docker_engine.env
     )

@@ -18,9 +18,17 @@ from yolo_core.errors import UserInputError
 METRICS = {"map50": 0.61, "map50_95": 0.33, "precision": 0.7, "recall": 0.55}
 
 
+@pytest.fixture(scope="module")
+def shared_mlflow(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for the module (creating one costs seconds); each test gets its own model name."""
+    return f"sqlite:///{tmp_path_factory.mktemp('registry-mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture
-def registry_setup(aws_env, mlflow_store: str, tmp_path: Path):
-    config = load_config("dev")
+def registry_setup(aws_env, shared_mlflow: str, tmp_path: Path, request: pytest.FixtureRequest):
+    mlflow_store = shared_mlflow
+    group = "drone-" + request.node.name.removeprefix("test_").replace("_", "-")[:40]
+    config = load_config("dev").model_copy(update={"model_package_group": group})
     aws = AwsClients(config.region)
     aws.ensure_bucket(config.bucket)
     tracking = PipelineTracking(mlflow_store, "registry-test", tmp_path / "mlflow-artifacts")
