@@ -15,12 +15,12 @@ import pytest
 
 LEARNING_HYPERPARAMETERS = {
     "model": "yolo11n",
-    "epochs": 30,
+    "epochs": 40,  # measured: val mAP50 0.10 at epoch 20, 0.51 at 26, 0.56 at 30 (close_mosaic 5)
     "imgsz": 320,
     "batch": 8,
     "nbs": 8,  # one optimizer step per batch: the default (64) takes ~3 steps per epoch here
     "warmup_epochs": 1.0,
-    "close_mosaic": 5,
+    "close_mosaic": 10,
     "plots": False,
     "seed": 0,
 }
