@@ -431,24 +431,26 @@ def labelled_boxes(label_file: Path, width: int, height: int, names: list[str]) 
 def test_trained_model_answers_its_predictors_detections_in_source_pixels(
     trained_model_dir: Path, synthetic_dataset: Path
 ):
+    """All val frames in one JSON request: the answer is the predictor's own, and it finds objects."""
     from yolo_core.infer.predictor import Predictor
 
     names = ModelCard.load(trained_model_dir).class_names
-    image_file = sorted((synthetic_dataset / "images" / "val").glob("*.jpg"))[0]
-    bgr = np.asarray(Image.open(image_file).convert("RGB"))[:, :, ::-1]
-    body = png_of(bgr)  # lossless: the server sees exactly these pixels
+    image_files = sorted((synthetic_dataset / "images" / "val").glob("*.jpg"))[:16]
+    frames = [np.ascontiguousarray(np.asarray(Image.open(f).convert("RGB"))[:, :, ::-1]) for f in image_files]
     predictor = Predictor.from_model_dir(trained_model_dir, batch_size=4)
-    expected = predictor.predict([np.ascontiguousarray(bgr)])[0].to_records(predictor.names)
+    expected = [d.to_records(predictor.names) for d in predictor.predict(frames, conf=0.1)]
+    document = {"images": [b64(png_of(frame)) for frame in frames], "conf": 0.1}  # PNG: the same pixels
 
     with served_in_thread(create_app(ServerSettings(), loader(trained_model_dir))) as url:
-        response = httpx.post(f"{url}/invocations", content=body, headers={"Content-Type": "image/png"})
-    answer = response.json()
-    assert answer["detections"] == expected and expected, answer
-    truth = labelled_boxes(
-        synthetic_dataset / "labels" / "val" / f"{image_file.stem}.txt", bgr.shape[1], bgr.shape[0], names
-    )
-    found = [
-        any(d["class_name"] == name and box_iou(d["box"], box) >= 0.5 for d in answer["detections"])
-        for name, box in truth
-    ]
-    assert sum(found) >= 1, (truth, answer)
+        response = httpx.post(f"{url}/invocations", json=document, timeout=120)
+    predictions = response.json()["predictions"]
+    assert [p["detections"] for p in predictions] == expected and any(expected), response.text
+    matched = 0
+    for image_file, frame, prediction in zip(image_files, frames, predictions, strict=True):
+        assert (prediction["width"], prediction["height"]) == (frame.shape[1], frame.shape[0])
+        label_file = synthetic_dataset / "labels" / "val" / f"{image_file.stem}.txt"
+        for name, box in labelled_boxes(label_file, frame.shape[1], frame.shape[0], names):
+            matched += any(
+                d["class_name"] == name and box_iou(d["box"], box) >= 0.5 for d in prediction["detections"]
+            )
+    assert matched >= 1, predictions  # boxes land on labelled objects, in source pixels
