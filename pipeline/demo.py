@@ -59,7 +59,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     add("--min-map50-95", type=float, default=0.05, help="demo quality gate (dev's is stricter)")
     add("--min-precision", type=float, default=0.1)
     add("--min-recall", type=float, default=0.1)
-    add("--conf", type=float, default=0.15, help="confidence threshold of the query to the served model")
+    add("--conf", type=float, default=0.1, help="confidence threshold of the query to the served model")
     add("--hp", action="append", default=[], metavar="NAME=VALUE", help="extra training hyperparameter")
     add("--env", default="dev", help="config whose names (bucket, registry) the demo uses")
 

@@ -18,6 +18,8 @@ import netguard  # noqa: E402
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from yolo_core.runtime import configure_offline  # noqa: E402
 
+# Tests never run on EC2: without this boto3 probes the instance-metadata address for credentials.
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 configure_offline()
 netguard.install()
 

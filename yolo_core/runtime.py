@@ -51,8 +51,9 @@ def _install_fonts(config_dir: Path) -> None:
 def _sagemaker_user_config(config_dir: Path) -> Path:
     """The SDK v3 sends telemetry unless a user config opts out."""
     path = config_dir / "sagemaker-user-config.yaml"
-    if not path.exists():
-        path.write_text("SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n")
+    content = "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+    if not path.exists() or path.read_text() != content:
+        path.write_text(content)
     return path
 
 
