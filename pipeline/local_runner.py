@@ -323,7 +323,9 @@ class LocalRunner:
             "cache_key": key,
             **{f"output.{k}": self.store.location(step.name, key, k) for k in produced},
         }
-        trainer_run = self._trainer_run_id(produced.get("model")) if isinstance(step, d.TrainingStep) else ""
+        # In docker mode the trainer's MLflow run lives in the container's own store, not ours.
+        adopt_trainer_run = isinstance(step, d.TrainingStep) and not self.settings.docker
+        trainer_run = self._trainer_run_id(produced.get("model")) if adopt_trainer_run else ""
         if trainer_run:
             self.tracking.adopt(trainer_run, step.name, tags)
             return trainer_run
