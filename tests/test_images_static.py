@@ -70,9 +70,7 @@ def test_image_requirements_lock_keeps_the_project_pins() -> None:
         pinned = [spec.version for spec in req.specifier if spec.operator == "=="]
         name = req.name.lower().replace("_", "-")
         if pinned and name in lock and not pinned[0].endswith("*"):
-            assert lock[name].split("+")[0] == pinned[0], (
-                f"{name}: {lock[name]} != {pinned[0]}"
-            )
+            assert lock[name].split("+")[0] == pinned[0], f"{name}: {lock[name]} != {pinned[0]}"
 
 
 def _arg_default(dockerfile: Path, name: str) -> str:
