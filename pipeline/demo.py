@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from entrypoints.preprocess import _size as frame_size_argument
 from pipeline.local_aws import free_port, use_moto
 
 if TYPE_CHECKING:
@@ -38,20 +39,18 @@ DEMO_HYPERPARAMETERS = {
 }
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return width, height
-
-
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--work-dir", type=Path, default=Path(".demo"), help="everything the demo writes")
     add("--fresh", action="store_true", help="delete the work dir first (no cached steps)")
     add("--frames", type=int, default=48, help="synthetic frames to generate")
-    add("--frame-size", type=_size, default=(320, 320), metavar="WxH", help="synthetic frame size")
+    add(
+        "--frame-size",
+        type=frame_size_argument,
+        default=(320, 320),
+        metavar="WxH",
+        help="synthetic frame size",
+    )
     add("--object-px", type=int, nargs=2, default=(14, 48), metavar=("LO", "HI"), help="object sizes")
     add("--epochs", type=int, default=30)
     add("--imgsz", type=int, default=320)

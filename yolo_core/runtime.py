@@ -89,6 +89,8 @@ def configure_offline(config_dir: Path | None = None, threads: int | None = None
 def apply_thread_count(threads: int) -> None:
     """Use every core: Ultralytics caps torch at min(8, cores - 1) threads, i.e. one on 2 cores."""
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is imported later
+    # Spinning OpenMP threads made two threads ~8x slower than one on busy cores.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Importing torch here would add seconds to steps that never use it (preprocess).
     torch = sys.modules.get("torch")
     if torch is None:
