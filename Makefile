@@ -31,7 +31,7 @@ demo: setup
 	$(PY) -m pipeline demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rfEs
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not docker"
@@ -40,8 +40,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Every benchmark once, ours beside its baseline, with random yolo11n weights where no WEIGHTS= is
+# given (pass a trained .pt for meaningful agreement figures). ~30 min on 2 quiet cores.
+BENCH_WEIGHTS = $(if $(WEIGHTS),--weights $(WEIGHTS))
 bench: setup
 	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/predict.py $(BENCH_WEIGHTS)
+	$(PY) benchmarks/sliced.py $(BENCH_WEIGHTS)
+	$(PY) benchmarks/serve.py $(BENCH_WEIGHTS)
 
 # ---- Container images (images/Dockerfile; see the README's "Container images") ----
 # BASE_IMAGE: a CUDA PyTorch image with our torch (CI passes its local stand-in, images/base/).
