@@ -8,6 +8,7 @@ the first change if the second fails, and appends who, when and why to an audit 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import tarfile
@@ -233,7 +234,11 @@ class ModelRegistry:
             elif self._alias_version() == str(model_version.version):
                 self.mlflow.delete_registered_model_alias(self.name, APPROVED_ALIAS)
         except Exception:
+            # Neither side may keep a half-made decision: SageMaker's package gates deployment, so
+            # it is restored first; MLflow's status tag is put back where MLflow still answers.
             self._update_package(package, previous, package.get("ApprovalDescription", "restored"))
+            with contextlib.suppress(Exception):
+                self.mlflow.set_model_version_tag(self.name, model_version.version, STATUS_TAG, previous)
             raise
         self._audit(
             {

@@ -125,3 +125,33 @@ def test_detections_records_are_json_ready():
     assert Detections.concatenate([dets, dets.shifted(10, 20)]).boxes[1].tolist() == pytest.approx(
         [11.234, 22, 13, 24]
     )
+
+
+class _FixedTilePredictor:
+    """Stands in for the model: every tile yields the same spread-out boxes, so that nothing merges."""
+
+    def __init__(self, per_tile: int) -> None:
+        self.per_tile = per_tile
+
+    def predict(self, crops, conf, iou, max_det):
+        starts = np.arange(self.per_tile, dtype=np.float32) * 12
+        boxes = np.stack([starts, starts, starts + 8, starts + 8], axis=1)
+        scores = np.linspace(0.9, 0.3, self.per_tile, dtype=np.float32)
+        dets = Detections(boxes, scores, np.zeros(self.per_tile, np.int64))
+        return [dets.best(max_det) for _ in crops]
+
+
+def test_predict_sliced_bounds_detections_per_frame_not_only_per_tile():
+    from yolo_core.infer.sliced import predict_sliced
+
+    frame = np.zeros((640, 1280, 3), np.uint8)  # 320 px tiles, overlap 0.2: 15 tiles
+    (unbounded,) = predict_sliced(_FixedTilePredictor(20), [frame], slice_size=320, max_det=300)
+    (bounded,) = predict_sliced(_FixedTilePredictor(20), [frame], slice_size=320, max_det=25)
+    assert len(unbounded) > 25 and len(bounded) == 25
+    assert bounded.scores.min() >= np.sort(unbounded.scores)[-25]  # the best ones are kept
+
+
+def test_detections_best_keeps_the_highest_scores_in_order():
+    dets = Detections(np.zeros((4, 4)), [0.2, 0.9, 0.5, 0.9], [0, 1, 2, 3])
+    assert dets.best(3).class_ids.tolist() == [1, 3, 2]
+    assert dets.best(10) is dets

@@ -130,3 +130,20 @@ def test_decisions_need_a_reason_and_a_known_version(registry_setup) -> None:
     with pytest.raises(UserInputError, match="has no version '7'"):
         registry.approve("7", "why not")
     assert registry.audit_entries() == []
+
+
+def test_an_approval_that_fails_in_mlflow_restores_the_sagemaker_package(registry_setup, monkeypatch) -> None:
+    """Both sides or neither: SageMaker is updated first, so a tracking failure must undo it."""
+    registry, *_, aws = registry_setup
+    model = _register(registry_setup)
+
+    def tracking_store_down(*args, **kwargs):
+        raise ConnectionError("tracking server went away")
+
+    monkeypatch.setattr(registry.mlflow, "set_registered_model_alias", tracking_store_down)
+    with pytest.raises(ConnectionError):
+        registry.approve("1", "looks good", who="alice")
+    package = aws.sagemaker.describe_model_package(ModelPackageName=model.model_package_arn)
+    assert package["ModelApprovalStatus"] == PENDING
+    assert registry.mlflow.get_model_version(registry.name, "1").tags["approval_status"] == PENDING
+    assert registry.audit_entries("1") == []  # nothing was decided, so nothing is audited

@@ -51,6 +51,12 @@ class Detections:
         """The rows picked by a boolean mask or an index array, in that order."""
         return Detections(self.boxes[index], self.scores[index], self.class_ids[index])
 
+    def best(self, limit: int) -> Detections:
+        """At most `limit` rows, the highest scores first (ties keep their order)."""
+        if len(self) <= limit:
+            return self
+        return self.select(np.argsort(-self.scores, kind="stable")[:limit])
+
     def shifted(self, dx: float, dy: float) -> Detections:
         """The same boxes moved by (dx, dy): a tile's detections placed in its frame."""
         offset = np.array([dx, dy, dx, dy], dtype=np.float32)

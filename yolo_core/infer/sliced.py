@@ -33,7 +33,8 @@ def predict_sliced(
 
     `iou` is the cross-tile match threshold (IoS for greedy_nmm, IoU for nms); `tile_iou` is the
     NMS inside each tile. `full_frame` adds one pass over the whole frame for objects larger than
-    a tile; it costs precision on small objects, so it is off by default.
+    a tile; it costs precision on small objects, so it is off by default. `max_det` bounds each
+    tile's detections and then each frame's, after merging (the best scores are kept).
     """
     crops: list[np.ndarray] = []
     owners: list[int] = []
@@ -52,4 +53,4 @@ def predict_sliced(
     parts: list[list[Detections]] = [[] for _ in images]
     for dets, owner, (dx, dy) in zip(per_crop, owners, offsets, strict=True):
         parts[owner].append(dets.shifted(dx, dy))
-    return [merge_detections(Detections.concatenate(p), merge, iou) for p in parts]
+    return [merge_detections(Detections.concatenate(p), merge, iou).best(max_det) for p in parts]
