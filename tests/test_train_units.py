@@ -251,3 +251,41 @@ def test_weights_come_from_the_channel_or_a_path(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="'weights': other.pt not found"):
         train_entry.weights_for(Hyperparameters(weights="other.pt"), found)
     assert train_entry.weights_for(Hyperparameters(), {}) is None
+
+
+class _RecordingTracker:
+    """Collects what the callbacks log, in place of an MLflow run."""
+
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, dict]] = []
+
+    def log_metrics(self, metrics, step):
+        self.logged.append((step, dict(metrics)))
+
+    def snapshot(self) -> None:
+        pass
+
+
+def test_epochs_without_validation_log_no_placeholder_metrics() -> None:
+    from types import SimpleNamespace
+
+    from yolo_core.train.tracking import TrackingCallbacks
+
+    tracker = _RecordingTracker()
+    callbacks = TrackingCallbacks(tracker)
+    trainer = SimpleNamespace(
+        tloss=[1.0],
+        label_loss_items=lambda loss, prefix: {f"{prefix}/box_loss": loss[0]},
+        metrics={"metrics/mAP50(B)": 0.0},  # Ultralytics' placeholder before any validation
+        lr={"lr/pg0": 0.01},
+        epochs=2,
+        epoch=0,
+    )
+    callbacks.on_fit_epoch_end(trainer)  # epoch 1: `val: false`, nothing validated
+    callbacks.on_val_end(None)  # epoch 2, the last: validated
+    trainer.epoch, trainer.metrics = 1, {"metrics/mAP50(B)": 0.42}
+    callbacks.on_fit_epoch_end(trainer)
+    assert tracker.logged == [
+        (1, {"train/box_loss": 1.0, "lr/pg0": 0.01}),
+        (2, {"train/box_loss": 1.0, "metrics/mAP50(B)": 0.42, "lr/pg0": 0.01}),
+    ]

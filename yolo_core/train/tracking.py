@@ -258,6 +258,10 @@ class TrackingCallbacks:
 
     def __init__(self, tracker: RunTracker) -> None:
         self.tracker = tracker
+        self.validated = False  # did a validation run since the last epoch was logged?
+
+    def on_val_end(self, validator: Any) -> None:
+        self.validated = True
 
     def on_fit_epoch_end(self, trainer: Any) -> None:
         from ultralytics.utils import RANK
@@ -265,9 +269,13 @@ class TrackingCallbacks:
         if RANK not in {-1, 0}:
             return
         losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss else {}
+        # Without a validation this epoch (`val: false` validates only at the end), Ultralytics
+        # still reports its placeholder zeros: logging them would draw mAP 0 for every epoch.
+        validation = (trainer.metrics or {}) if self.validated else {}
+        self.validated = False
         metrics = {
             **losses,
-            **(trainer.metrics or {}),
+            **validation,
             **getattr(trainer, "lr", {}),
         }
         step = trainer.epoch + 1
@@ -279,6 +287,7 @@ class TrackingCallbacks:
 
     def register(self, callbacks: dict[str, list]) -> None:
         callbacks.setdefault("on_fit_epoch_end", []).append(self.on_fit_epoch_end)
+        callbacks.setdefault("on_val_end", []).append(self.on_val_end)
 
 
 def _is_number(value: Any) -> bool:

@@ -1,0 +1,58 @@
+"""Every benchmark script still runs end to end (tiny settings, random weights, no network).
+
+The figures themselves are not checked here (targets live in benchmarks/, never in tests); this
+only keeps the scripts from rotting between the runs that produce benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+TINY_RUNS = {
+    "preprocess": ["--frames", "8", "--width", "960", "--height", "540", "--repeats", "1"],
+    "predict": ["--images", "2", "--imgsz", "160", "--batch-sizes", "2", "--repeats", "1"],
+    "sliced": [
+        "--frames", "1", "--width", "640", "--height", "480", "--slice-size", "320",
+        "--imgsz", "160", "--sahi-batch-sizes", "2", "--repeats", "1",
+    ],
+    "serve": [
+        "--imgsz", "160", "--width", "320", "--height", "240", "--frames", "2", "--clients", "2",
+        "--requests", "4", "--warmup-requests", "2", "--duration-s", "60",
+    ],
+    "train_throughput": [
+        "--images", "8", "--imgsz", "96", "--epochs", "2", "--batch", "4", "--loader-batches", "2",
+    ],
+}  # fmt: skip
+WRITES_JSON = {"predict", "sliced", "serve", "train_throughput"}
+BESIDE_BASELINE = {  # what each prints where our figure meets its baseline
+    "preprocess": "ratio ours/floor",
+    "predict": "ratio",
+    "sliced": "vs SAHI default",
+    "serve": "ratio (on / off)",
+    "train_throughput": "vs plain",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY_RUNS))
+def test_benchmark_script_runs(name: str, tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *TINY_RUNS[name]]
+    if name in WRITES_JSON:
+        command += ["--json", str(tmp_path / "out.json")]
+    if name in {"preprocess", "train_throughput"}:
+        command += ["--work-dir", str(tmp_path / "work")]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=guarded_subprocess_env, capture_output=True, text=True, timeout=900
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert BESIDE_BASELINE[name] in output, output[-4000:]
+    if name in WRITES_JSON:
+        assert json.loads((tmp_path / "out.json").read_text())
