@@ -141,12 +141,12 @@ class _FixedTilePredictor:
         return [dets.best(max_det) for _ in crops]
 
 
-def test_predict_sliced_bounds_detections_per_frame_not_only_per_tile():
+def test_predict_sliced_bounds_detections_per_frame_when_asked():
     from yolo_core.infer.sliced import predict_sliced
 
     frame = np.zeros((640, 1280, 3), np.uint8)  # 320 px tiles, overlap 0.2: 15 tiles
-    (unbounded,) = predict_sliced(_FixedTilePredictor(20), [frame], slice_size=320, max_det=300)
-    (bounded,) = predict_sliced(_FixedTilePredictor(20), [frame], slice_size=320, max_det=25)
+    (unbounded,) = predict_sliced(_FixedTilePredictor(20), [frame], slice_size=320)
+    (bounded,) = predict_sliced(_FixedTilePredictor(20), [frame], slice_size=320, frame_max_det=25)
     assert len(unbounded) > 25 and len(bounded) == 25
     assert bounded.scores.min() >= np.sort(unbounded.scores)[-25]  # the best ones are kept
 

@@ -28,13 +28,16 @@ def predict_sliced(
     merge: str = "greedy_nmm",
     tile_iou: float = 0.7,
     max_det: int = 300,
+    frame_max_det: int | None = None,
 ) -> list[Detections]:
     """One `Detections` per frame, in frame pixels.
 
     `iou` is the cross-tile match threshold (IoS for greedy_nmm, IoU for nms); `tile_iou` is the
     NMS inside each tile. `full_frame` adds one pass over the whole frame for objects larger than
     a tile; it costs precision on small objects, so it is off by default. `max_det` bounds each
-    tile's detections and then each frame's, after merging (the best scores are kept).
+    tile's detections (as SAHI's per-slice model does); `frame_max_det`, when given, then bounds
+    each frame's after merging, the best scores kept. A dense 4K frame holds far more than one
+    tile's worth of objects, so the frame is not bounded by default.
     """
     crops: list[np.ndarray] = []
     owners: list[int] = []
@@ -53,4 +56,5 @@ def predict_sliced(
     parts: list[list[Detections]] = [[] for _ in images]
     for dets, owner, (dx, dy) in zip(per_crop, owners, offsets, strict=True):
         parts[owner].append(dets.shifted(dx, dy))
-    return [merge_detections(Detections.concatenate(p), merge, iou).best(max_det) for p in parts]
+    merged = [merge_detections(Detections.concatenate(p), merge, iou) for p in parts]
+    return merged if frame_max_det is None else [dets.best(frame_max_det) for dets in merged]
