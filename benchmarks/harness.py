@@ -40,6 +40,7 @@ def add_common_args(parser) -> None:
     add("--model", default="yolo11n.yaml", help="architecture for random weights when --weights is absent")
     add("--precisions", default="auto", help="comma list of fp32,bf16,fp16; auto: fp32 plus the fast one")
     add("--repeats", type=int, default=3, help="timed repeats; the median is reported")
+    add("--backends", default="auto", help="comma list of torch,onnx; auto: torch, plus onnx (fp32) on a CPU")
     add("--json", type=Path, help="write the results here as JSON")
 
 
@@ -60,6 +61,19 @@ def fast_precisions(device: torch.device, requested: str) -> list[str]:
     if device.type == "cuda":
         return ["fp32", "fp16"]
     return ["fp32", "bf16"] if cpu_has_bf16_matrix_units() else ["fp32"]
+
+
+def our_variants(device: torch.device, args) -> list[tuple[str, str]]:
+    """(backend, precision) pairs to run: torch in each fast precision; ONNX Runtime in fp32 only."""
+    backends = ["torch", "onnx"] if device.type == "cpu" else ["torch"]
+    if args.backends != "auto":
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    precisions = fast_precisions(device, args.precisions)
+    return [(b, p) for b in backends for p in (precisions if b == "torch" else ["fp32"])]
+
+
+def variant_name(backend: str, precision: str) -> str:
+    return precision if backend == "torch" else f"{precision} {backend}"
 
 
 def describe_machine(device: torch.device) -> dict:

@@ -103,15 +103,17 @@ def main() -> None:
     all_cores_ips = rows[-1][1]
     harness.use_threads(device)
     fp32_dets = None
-    for precision in harness.fast_precisions(device, args.precisions):
+    for backend, precision in harness.our_variants(device, args):
         floor_ips = harness.matmul_flops_per_second(device, precision) / flops
+        name = harness.variant_name(backend, precision)
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), precision=precision,
-                                  batch_size=batch_size)  # fmt: skip
+                                  batch_size=batch_size, backend=backend)  # fmt: skip
+            predictor.predict(images[:batch_size])  # warm-up (and the ONNX export, once)
             seconds, dets = harness.timed(lambda p=predictor: p.predict(images), device, args.repeats)
             reference, against = (
                 (fp32_dets, "ours fp32") if precision != "fp32" else (base_dets, "ultralytics")
-            )
+            )  # ONNX Runtime (fp32) is compared with Ultralytics, as torch fp32 is
             figures = {
                 "images_per_s": round(len(images) / seconds, 2),
                 "ratio_vs_ultralytics_default": round(len(images) / seconds / user_ips, 2),
@@ -119,9 +121,9 @@ def main() -> None:
                 "compute_floor_images_per_s": round(floor_ips, 1),
                 "agreement": {"against": against, **harness.both_ways(dets, reference)},
             }
-            results["ours"][f"{precision}_batch_{batch_size}"] = figures
-            rows.append((f"ours {precision}, batch {batch_size}", len(images) / seconds, figures))
-        fp32_dets = dets if precision == "fp32" else fp32_dets
+            results["ours"][f"{name.replace(' ', '_')}_batch_{batch_size}"] = figures
+            rows.append((f"ours {name}, batch {batch_size}", len(images) / seconds, figures))
+        fp32_dets = dets if (backend, precision) == ("torch", "fp32") else fp32_dets
     print_table(rows, user_ips)
     print(f"\nmodel: {flops / 1e9:.2f} GFLOPs per image at {height}x{width}; floor = matmul FLOP/s / that. "
           "Agreement: ours fp32 against Ultralytics, other precisions against ours fp32.")  # fmt: skip

@@ -127,9 +127,10 @@ def main() -> None:
         "tiles_only": round(tiles * tile_flops / 1e9, 2),
         "with_full_frame": round((tiles * tile_flops + full_flops) / 1e9, 2),
     }
-    for precision in harness.fast_precisions(device, args.precisions):
+    for backend, precision in harness.our_variants(device, args):
+        name = harness.variant_name(backend, precision)
         predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), precision=precision,
-                              batch_size=args.batch_size)  # fmt: skip
+                              batch_size=args.batch_size, backend=backend)  # fmt: skip
         predict_sliced(predictor, frames[:1], args.slice_size, args.overlap)  # warm-up
         floor_flops = harness.matmul_flops_per_second(device, precision)
         for full_frame in (True, False):
@@ -148,8 +149,9 @@ def main() -> None:
                     dets, sahi_default if full_frame else sahi_tiles
                 ),
             }
-            results["ours"][f"{precision}_{'full_frame' if full_frame else 'tiles_only'}"] = figures
-            label = f"ours {precision}, batch {args.batch_size}" + (", full-frame pass" if full_frame else "")
+            work = "full_frame" if full_frame else "tiles_only"
+            results["ours"][f"{name.replace(' ', '_')}_{work}"] = figures
+            label = f"ours {name}, batch {args.batch_size}" + (", full-frame pass" if full_frame else "")
             rows.append((label, seconds / n, figures))
     print_table(rows, base_s / n, fastest[1])
     print(
