@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from entrypoints.preprocess import _size as frame_size_argument
 from pipeline.local_aws import free_port, use_moto
+from yolo_core.processes import stop_process
 
 if TYPE_CHECKING:
     from pipeline.config import EnvConfig
@@ -129,12 +130,7 @@ def serve_and_query(model_dir: Path, frame: Path, log_file: Path, conf: float) -
             headers = {"Content-Type": "image/jpeg", "X-Conf": str(conf)}
             return _post_json(f"http://127.0.0.1:{port}/invocations", frame.read_bytes(), headers)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, grace_s=30)
 
 
 def _query_frame(args: argparse.Namespace, folder: Path) -> Path:

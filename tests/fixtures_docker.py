@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from yolo_core.processes import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_DOCKER_ENV = "DRONE_YOLO_REQUIRE_DOCKER"
 
@@ -142,14 +144,8 @@ class DockerEngine:
             time.sleep(0.5)
 
     def stop_daemon(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
+        if self.process is not None:
+            stop_process(self.process, grace_s=60, kill_wait_s=30)
 
 
 @pytest.fixture(scope="session")

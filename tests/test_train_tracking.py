@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from yolo_core.errors import UserInputError
+from yolo_core.processes import stop_process
 from yolo_core.train.tracking import RunTracker, metric_key
 
 pytestmark = pytest.mark.slow
@@ -46,12 +47,7 @@ def mlflow_server(tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> Ite
             time.sleep(0.5)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, grace_s=10)
         log.close()
 
 
