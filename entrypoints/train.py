@@ -8,7 +8,7 @@ Reads the contract under /opt/ml (`SAGEMAKER_BASE_DIR` moves it for local runs):
 - input/config/resourceconfig.json: the hosts (one node; several GPUs on it train with DDP);
 - checkpoints/: the run itself; a spot restart finds it there and resumes.
 Writes model/best.pt + model/model.json, or output/failure (one line) and a non-zero exit.
-Environment: IMAGE_URI (set by the local pipeline runner, or in a job's environment) and
+Environment: IMAGE_URI and GIT_COMMIT (set by both pipeline renderers: SageMaker and local) and
 TRAINING_JOB_NAME/ARN (set by SageMaker) become MLflow tags.
 """
 

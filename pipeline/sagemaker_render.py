@@ -26,6 +26,7 @@ SPOT_CONDITION = "UseSpot"
 ON_DEMAND_SUFFIX = "OnDemand"
 PROCESSING_ROOT = "/opt/ml/processing"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+CONTAINER_INIT = ("dumb-init", "--")  # the images' ENTRYPOINT, which a ContainerEntrypoint replaces
 _SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
@@ -113,6 +114,10 @@ class _Renderer:
             on=":", values=[self.config.images.repository_uri(image), self.params[d.IMAGE_TAG_PARAMS[image]]]
         )
 
+    def job_environment(self, image: str) -> dict[str, Any]:
+        """What a job records as its provenance: the code commit and the exact image it ran."""
+        return {"GIT_COMMIT": self.code_commit, "IMAGE_URI": self.image_uri(image)}
+
     def s3_location(self, *parts: str) -> Any:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
@@ -198,10 +203,11 @@ class _Renderer:
             image_uri=self.image_uri(step.image),
             instance_count=1,
             instance_type=self.params[step.instance_type.name],
-            entrypoint=[step.entrypoint],
+            # As the image's own ENTRYPOINT: dumb-init forwards SIGTERM (a stop) and reaps zombies.
+            entrypoint=[*CONTAINER_INIT, step.entrypoint],
             base_job_name=self.base_job_name(step.name),
             sagemaker_session=self.session,
-            env={"GIT_COMMIT": self.code_commit},
+            env=self.job_environment(step.image),
         )
         inputs = [
             ProcessingInput(
@@ -271,7 +277,7 @@ class _Renderer:
                 InputData(channel_name=channel.name, data_source=self.source(channel.source))
                 for channel in step.channels
             ],
-            environment={"GIT_COMMIT": self.code_commit},
+            environment=self.job_environment(step.image),
             sagemaker_session=self.session,
         )
         return TrainingStep(

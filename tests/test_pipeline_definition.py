@@ -73,6 +73,25 @@ def test_spot_branch_has_checkpoints_max_wait_and_retries(dev_definition: dict) 
     }
 
 
+def test_jobs_record_their_image_and_processing_keeps_the_init(dev_definition: dict) -> None:
+    """Every job's environment names the image it ran (tracked with its metrics), and a
+    Processing job's ContainerEntrypoint, which replaces the image's ENTRYPOINT, keeps dumb-init
+    in front so that a stop's SIGTERM reaches the command."""
+    steps = _steps_by_name(dev_definition)
+    for name in (d.PREPROCESS, d.EVALUATE, d.TRAIN, d.TRAIN + ON_DEMAND_SUFFIX):
+        arguments = steps[name]["Arguments"]
+        environment = arguments["Environment"]
+        image = environment["IMAGE_URI"]["Std:Join"]
+        assert environment["GIT_COMMIT"] == "golden"
+        assert image["On"] == ":" and image["Values"][1]["Get"].endswith("ImageTag")
+        if steps[name]["Type"] == "Processing":
+            app = arguments["AppSpecification"]
+            assert app["ContainerEntrypoint"][:2] == ["dumb-init", "--"]
+            assert image == app["ImageUri"]["Std:Join"]
+        else:
+            assert image == arguments["AlgorithmSpecification"]["TrainingImage"]["Std:Join"]
+
+
 def test_gate_reads_the_property_file_and_fail_steps_name_the_metric(dev_definition: dict) -> None:
     steps = _steps_by_name(dev_definition)
     assert steps[d.EVALUATE]["PropertyFiles"] == [

@@ -102,10 +102,4 @@ class ModelHolder:
             max_det=options.max_det,
             **({} if options.iou is None else {"tile_iou": options.iou}),
         )
-        return [_best(detections, options.max_det) for detections in framed]  # max_det there is per tile
-
-
-def _best(detections: Detections, max_det: int) -> Detections:
-    if len(detections) <= max_det:
-        return detections
-    return detections.select(np.argsort(-detections.scores, kind="stable")[:max_det])
+        return [detections.best(options.max_det) for detections in framed]  # max_det there is per tile
