@@ -133,6 +133,9 @@ class _FixedTilePredictor:
     def __init__(self, per_tile: int) -> None:
         self.per_tile = per_tile
 
+    def source(self, image):
+        return image
+
     def predict(self, crops, conf, iou, max_det):
         starts = np.arange(self.per_tile, dtype=np.float32) * 12
         boxes = np.stack([starts, starts, starts + 8, starts + 8], axis=1)

@@ -15,6 +15,7 @@ from yolo_core.evaluation.metrics import match_detections
 from yolo_core.infer import hardware
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.predictor import Predictor
+from yolo_core.infer.sliced import predict_sliced
 
 
 def matched_fraction(a: Detections, b: Detections) -> float:
@@ -99,6 +100,46 @@ def test_onnx_backend_gives_the_same_boxes(trained_model_dir, tmp_path, val_imag
     frames = [val_images[0], cv2.resize(val_images[1], (480, 270))]
     for a, b in zip(onnx.predict(frames), predictor.predict(frames), strict=True):
         assert matched_fraction(a, b) >= 0.98 and matched_fraction(b, a) >= 0.98
+
+
+def test_device_letterbox_places_pixels_as_opencv_does():
+    """The torch letterbox (what a GPU runs) against the OpenCV one, on mixed sizes: the same
+    canvas shape and transforms, pixels within one grey level (fixed-point rounding in OpenCV)."""
+    import torch
+
+    from yolo_core.infer.letterbox import letterbox_batch
+    from yolo_core.infer.letterbox_device import letterbox_on_device
+
+    rng = np.random.default_rng(0)
+    shapes = [(720, 1280), (540, 960), (320, 320), (500, 333), (640, 640)]  # down, up, odd, exact
+    images = [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for shape in shapes]
+    images[1] = cv2.GaussianBlur(images[1], (9, 9), 3)  # smooth as photos are, and random
+    for square in (False, True):
+        host, host_transforms = letterbox_batch(images, 640, 32, square)
+        device, device_transforms = letterbox_on_device(images, 640, torch.device("cpu"), 32, square)
+        assert device.dtype == torch.uint8 and tuple(device.shape) == host.shape
+        assert device_transforms == host_transforms
+        assert np.abs(device.numpy().astype(int) - host.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="image 0"):
+        letterbox_on_device([torch.zeros((8, 8), dtype=torch.uint8)], 32, torch.device("cpu"))
+
+
+def test_device_letterbox_gives_the_same_detections(trained_model_dir, val_images, predictor):
+    """The predictor and sliced inference with letterboxing on the device (the GPU default),
+    on the CPU here: tiles are cut from the uploaded frame; boxes match the host path's."""
+    on_device = Predictor.from_model_dir(
+        trained_model_dir, device="cpu", precision="fp32", batch_size=4, letterbox="device"
+    )
+    assert on_device.letterbox_on_device and not predictor.letterbox_on_device
+    frames = [val_images[0], cv2.resize(val_images[1], (480, 270)), cv2.resize(val_images[2], (700, 700))]
+    for a, b in zip(on_device.predict(frames), predictor.predict(frames), strict=True):
+        assert len(b) > 0 and matched_fraction(a, b) >= 0.98 and matched_fraction(b, a) >= 0.98
+    big = cv2.resize(np.concatenate(val_images[:2], axis=1), (1000, 480))
+    sliced = [predict_sliced(p, [big], slice_size=320, full_frame=True)[0] for p in (on_device, predictor)]
+    assert len(sliced[1]) > 0
+    assert matched_fraction(sliced[0], sliced[1]) >= 0.98 and matched_fraction(sliced[1], sliced[0]) >= 0.98
+    with pytest.raises(ValueError, match="torch backend"):
+        Predictor.from_model_dir(trained_model_dir, device="cpu", backend="onnx", letterbox="device")
 
 
 def test_missing_model_card_is_a_user_error(tmp_path):

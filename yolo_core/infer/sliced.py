@@ -39,10 +39,11 @@ def predict_sliced(
     each frame's after merging, the best scores kept. A dense 4K frame holds far more than one
     tile's worth of objects, so the frame is not bounded by default.
     """
-    crops: list[np.ndarray] = []
+    crops: list = []
     owners: list[int] = []
     offsets: list[tuple[int, int]] = []
-    for frame_index, image in enumerate(images):
+    for frame_index, frame in enumerate(images):
+        image = predictor.source(frame)  # on a GPU: the frame uploaded once, tiles cut there
         tiles = tile_grid(image.shape[0], image.shape[1], slice_size, overlap)
         for tile in tiles:
             crops.append(crop(image, tile))

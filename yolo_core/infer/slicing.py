@@ -6,7 +6,11 @@ tile pushed back inside the frame, so that results can be compared one to one wi
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+
+ArrayLike = TypeVar("ArrayLike")  # a numpy array or a torch tensor: both slice alike
 
 
 def tile_starts(length: int, size: int, overlap: float) -> list[int]:
@@ -31,7 +35,8 @@ def tile_grid(height: int, width: int, size: int, overlap: float) -> np.ndarray:
     return np.asarray(tiles, dtype=np.int64).reshape(-1, 4)
 
 
-def crop(image: np.ndarray, tile: np.ndarray) -> np.ndarray:
-    """A view of the tile (no copy): the letterbox copies it into the batch anyway."""
+def crop(image: ArrayLike, tile: np.ndarray) -> ArrayLike:
+    """A view of the tile (no copy; an array or a device tensor): the letterbox copies it into
+    the batch anyway."""
     x0, y0, x1, y1 = (int(v) for v in tile)
     return image[y0:y1, x0:x1]

@@ -98,10 +98,10 @@ class TorchEngine:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def forward(self, batch: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(batch)
-        if self.device.type == "cuda":
-            pixels = pixels.to(self.device)  # uint8: a quarter of the bytes of a float copy
+    def forward(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """`batch`: the (B, H, W, 3) uint8 canvas, a host array or a tensor already on the device."""
+        pixels = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch)
+        pixels = pixels.to(self.device)  # uint8: a quarter of the bytes of a float copy; no-op if there
         # NHWC memory viewed as NCHW is channels_last already; BGR and 0-255 are what the
         # first convolution expects (read_bgr_bytes).
         x = pixels.permute(0, 3, 1, 2).to(self.weight_dtype)

@@ -25,6 +25,8 @@ class PredictorLike(Protocol):
 
     def predict(self, images: list[np.ndarray], **kwargs: object) -> list[Detections]: ...
 
+    def source(self, image: np.ndarray) -> object: ...
+
 
 class ModelHolder:
     def __init__(
