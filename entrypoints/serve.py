@@ -44,7 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--port", type=int, default=_env("SAGEMAKER_BIND_TO_PORT", "8080"))
     add("--device", default=_env("SERVE_DEVICE", "auto"), help="auto, cpu, cuda, cuda:1")
     add("--precision", default=_env("SERVE_PRECISION", "auto"), help="auto, fp32, fp16, bf16")
-    add("--backend", default=_env("SERVE_BACKEND", "torch"), help="torch or onnx")
+    add(
+        "--backend",
+        default=_env("SERVE_BACKEND", "auto"),
+        help="torch, onnx, or auto: ONNX Runtime for fp32 on a CPU, torch on a GPU or for bf16",
+    )
     add("--threads", type=int, default=_env("SERVE_THREADS", "0"), help="CPU threads; 0: all cores")
     add("--max-batch-size", type=int, default=_env("SERVE_MAX_BATCH_SIZE", "8"), help="1: no batching")
     add("--max-wait-ms", type=float, default=_env("SERVE_MAX_WAIT_MS", "5"))

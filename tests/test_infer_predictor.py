@@ -28,7 +28,9 @@ def matched_fraction(a: Detections, b: Detections) -> float:
 
 @pytest.fixture(scope="module")
 def predictor(trained_model_dir: Path) -> Predictor:
-    return Predictor.from_model_dir(trained_model_dir, device="cpu", precision="fp32", batch_size=4)
+    return Predictor.from_model_dir(
+        trained_model_dir, device="cpu", precision="fp32", batch_size=4, backend="torch"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,8 @@ def test_onnx_backend_gives_the_same_boxes(trained_model_dir, tmp_path, val_imag
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model_dir, model_dir)
     onnx = Predictor.from_model_dir(model_dir, device="cpu", backend="onnx", batch_size=4)
-    assert (model_dir / "best.onnx").exists() and onnx.precision == "fp32"
+    assert onnx.backend == "onnx" and onnx.precision == "fp32"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["best.pt", "model.json"]  # left as it was
     frames = [val_images[0], cv2.resize(val_images[1], (480, 270))]
     for a, b in zip(onnx.predict(frames), predictor.predict(frames), strict=True):
         assert matched_fraction(a, b) >= 0.98 and matched_fraction(b, a) >= 0.98
@@ -166,3 +169,17 @@ def test_precision_follows_the_hardware(tmp_path, monkeypatch):
     assert hardware.resolve_precision("auto", cpu) == "fp32"
     with pytest.raises(ValueError, match="needs a GPU"):
         hardware.resolve_precision("fp16", cpu)
+
+
+def test_auto_backend_is_onnx_runtime_for_fp32_on_a_cpu(monkeypatch):
+    cpu = hardware.resolve_device("cpu")
+    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: False)
+    assert hardware.resolve_backend("auto", cpu, "auto") == "onnx"
+    assert hardware.resolve_backend("torch", cpu, "auto") == "torch"
+    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: True)
+    assert hardware.resolve_backend("auto", cpu, "auto") == "torch"  # bf16 on AMX: torch only
+    assert hardware.resolve_backend("auto", cpu, "fp32") == "onnx"
+    monkeypatch.setattr(hardware.importlib.util, "find_spec", lambda name: None)
+    assert hardware.resolve_backend("auto", cpu, "fp32") == "torch"  # without onnxruntime
+    with pytest.raises(ValueError, match="backend must be one of"):
+        hardware.resolve_backend("tensorrt", cpu, "fp32")

@@ -1,11 +1,14 @@
-"""Pick the device and numeric precision a predictor runs in, from what the hardware can do.
+"""Pick the device, numeric precision and backend a predictor runs with, from the hardware.
 
 bfloat16 only pays on CPUs with bf16 matrix units (Intel AMX): elsewhere oneDNN emulates it and
-it is slower than fp32. So "auto" reads the CPU flags instead of assuming.
+it is slower than fp32. So "auto" reads the CPU flags instead of assuming. Where a CPU runs fp32,
+ONNX Runtime's fused kernels beat eager torch (2.9x against 2.0x Ultralytics' per-image predict
+on a 2-core EPYC, benchmarks/RESULTS.md), so "auto" picks it there when it is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -53,3 +56,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "fp16"
     return "bf16" if cpu_has_bf16_matrix_units() else "fp32"
+
+
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
+    """'auto' is ONNX Runtime for fp32 on a CPU (when installed), torch everywhere else (GPU
+    half precision, bf16 on AMX: what only torch runs here)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    fp32_on_cpu = device.type == "cpu" and resolve_precision(precision, device) == "fp32"
+    return "onnx" if fp32_on_cpu and importlib.util.find_spec("onnxruntime") is not None else "torch"

@@ -1,12 +1,15 @@
 """ONNX Runtime backend: the same raw head output as the torch backend, from an exported graph.
 
-Useful where torch is too heavy to ship. The graph is exported once from the `.pt` with torch's
-own exporter (no Ultralytics export extras), with a dynamic batch and image size, and cached
-beside the weights; class names and stride travel in a small JSON file next to it.
+The fastest fp32 engine on a CPU here (fused Conv+SiLU kernels). The graph is exported once
+from the `.pt` with torch's own exporter (no Ultralytics export extras), with a dynamic batch and
+image size, and cached in the temp folder under the weights' content hash: never beside the
+weights, since a model folder is a pipeline step's artifact (or read-only in a container) and
+must not change by being read. Class names and stride travel in a small JSON file next to it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -34,7 +37,7 @@ def export_onnx(weights: Path, onnx_path: Path, imgsz: int = 640) -> Path:
     head.export, head.format, head.dynamic = True, "onnx", True  # anchors follow the input size
     example = torch.zeros(1, 3, imgsz, imgsz)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_suffix(".tmp.onnx")
+    tmp = onnx_path.with_suffix(f".{os.getpid()}.tmp.onnx")  # concurrent exports do not collide
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated, but needs no extra package
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
@@ -50,19 +53,18 @@ def export_onnx(weights: Path, onnx_path: Path, imgsz: int = 640) -> Path:
             opset_version=OPSET,
             dynamo=False,
         )
-    tmp.replace(onnx_path)
     stride = int(max(model.stride.tolist()))
     sidecar_path(onnx_path).write_text(json.dumps({"names": model_names(model), "stride": stride}))
+    tmp.replace(onnx_path)  # last: a graph that exists is complete, and its sidecar is there
     return onnx_path
 
 
 def cached_onnx_path(weights: Path) -> Path:
-    """Beside the weights when that folder is writable (a model folder), else in the temp folder."""
-    if os.access(weights.parent, os.W_OK):
-        return weights.with_suffix(".onnx")
-    return (
-        Path(tempfile.gettempdir()) / "yolo-onnx-cache" / f"{weights.stem}-{weights.stat().st_mtime_ns}.onnx"
-    )
+    """Where the export of these weights lives: the temp folder, named by their content (the
+    graph's axes are dynamic, so one export serves every image size)."""
+    with weights.open("rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "yolo-onnx-cache" / f"{weights.stem}-{digest}.onnx"
 
 
 class OnnxEngine:
@@ -78,7 +80,7 @@ class OnnxEngine:
         onnx_path = weights
         if weights.suffix == ".pt":
             onnx_path = cached_onnx_path(weights)
-            if not onnx_path.exists() or onnx_path.stat().st_mtime < weights.stat().st_mtime:
+            if not onnx_path.exists():
                 export_onnx(weights, onnx_path, imgsz)
         if not onnx_path.is_file():
             raise UserInputError(f"{onnx_path}: ONNX model not found")

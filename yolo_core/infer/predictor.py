@@ -14,14 +14,13 @@ import numpy as np
 import torch
 
 from yolo_core.infer.detections import Detections
-from yolo_core.infer.hardware import resolve_device, resolve_precision
+from yolo_core.infer.hardware import resolve_backend, resolve_device, resolve_precision
 from yolo_core.infer.letterbox import LetterboxTransform, letterbox_batch
 from yolo_core.infer.letterbox_device import Image, letterbox_on_device, to_device
 from yolo_core.infer.merge import batched_nms
 from yolo_core.model_card import ModelCard
 from yolo_core.runtime import apply_thread_count, configure_offline, cpu_thread_count
 
-BACKENDS = ("torch", "onnx")
 LETTERBOX_PLACES = ("auto", "host", "device")
 MAX_NMS_CANDIDATES = 30000  # as Ultralytics: bounds NMS time on a pathological image
 
@@ -43,21 +42,22 @@ class Predictor:
         imgsz: int = 640,
         device: str = "auto",
         precision: str = "auto",
-        backend: str = "torch",
+        backend: str = "auto",
         batch_size: int = 8,
         threads: int | None = None,
         names: dict[int, str] | None = None,
         letterbox: str = "auto",
     ):
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if letterbox not in LETTERBOX_PLACES:
             raise ValueError(f"letterbox must be one of {LETTERBOX_PLACES}, got {letterbox!r}")
-        if letterbox == "device" and backend != "torch":
-            raise ValueError("letterbox='device' needs the torch backend (ONNX Runtime takes host arrays)")
         if batch_size < 1 or imgsz < 32:
             raise ValueError(f"batch_size must be >= 1 and imgsz >= 32, got {batch_size} and {imgsz}")
         self.device = resolve_device(device)
+        # Letterboxing on the device means torch's tensors: "auto" then picks torch.
+        backend = "torch" if (letterbox, backend) == ("device", "auto") else backend
+        backend = resolve_backend(backend, self.device, precision)
+        if letterbox == "device" and backend != "torch":
+            raise ValueError("letterbox='device' needs the torch backend (ONNX Runtime takes host arrays)")
         # ONNX Runtime is run in fp32 only: "auto" must not pick bf16/fp16 for it.
         self.precision = resolve_precision(
             "fp32" if backend == "onnx" and precision == "auto" else precision, self.device
