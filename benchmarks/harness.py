@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,11 @@ def add_common_args(parser) -> None:
     add("--precisions", default="auto", help="comma list of fp32,bf16,fp16; auto: fp32 plus the fast one")
     add("--repeats", type=int, default=3, help="timed repeats; the median is reported")
     add("--backends", default="auto", help="comma list of torch,onnx; auto: torch, plus onnx (fp32) on a CPU")
+    add(
+        "--letterbox",
+        default="auto",
+        help="comma list of host,device (torch only); auto: the predictor's choice",
+    )
     add("--json", type=Path, help="write the results here as JSON")
 
 
@@ -63,17 +69,41 @@ def fast_precisions(device: torch.device, requested: str) -> list[str]:
     return ["fp32", "bf16"] if cpu_has_bf16_matrix_units() else ["fp32"]
 
 
-def our_variants(device: torch.device, args) -> list[tuple[str, str]]:
-    """(backend, precision) pairs to run: torch in each fast precision; ONNX Runtime in fp32 only."""
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of our predictor that a benchmark runs."""
+
+    backend: str
+    precision: str
+    letterbox: str = "auto"
+
+    @property
+    def name(self) -> str:
+        parts = [self.precision, *([self.backend] if self.backend != "torch" else [])]
+        return " ".join(parts + ([f"letterbox on {self.letterbox}"] if self.letterbox != "auto" else []))
+
+    def predictor_options(self) -> dict[str, str]:
+        return {"backend": self.backend, "precision": self.precision, "letterbox": self.letterbox}
+
+
+def our_variants(device: torch.device, args) -> list[Variant]:
+    """Torch in each fast precision (and each letterbox place asked for); ONNX Runtime in fp32 only."""
     backends = ["torch", "onnx"] if device.type == "cpu" else ["torch"]
     if args.backends != "auto":
-        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        backends = _comma_list(args.backends)
+    places = _comma_list(getattr(args, "letterbox", "auto"))
     precisions = fast_precisions(device, args.precisions)
-    return [(b, p) for b in backends for p in (precisions if b == "torch" else ["fp32"])]
+    variants = []
+    for backend in backends:
+        for precision in precisions if backend == "torch" else ["fp32"]:
+            variants += [
+                Variant(backend, precision, place) for place in (places if backend == "torch" else ["auto"])
+            ]
+    return variants
 
 
-def variant_name(backend: str, precision: str) -> str:
-    return precision if backend == "torch" else f"{precision} {backend}"
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def describe_machine(device: torch.device) -> dict:

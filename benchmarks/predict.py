@@ -103,12 +103,12 @@ def main() -> None:
     all_cores_ips = rows[-1][1]
     harness.use_threads(device)
     fp32_dets = None
-    for backend, precision in harness.our_variants(device, args):
+    for variant in harness.our_variants(device, args):
+        precision, name = variant.precision, variant.name
         floor_ips = harness.matmul_flops_per_second(device, precision) / flops
-        name = harness.variant_name(backend, precision)
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-            predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), precision=precision,
-                                  batch_size=batch_size, backend=backend)  # fmt: skip
+            predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), batch_size=batch_size,
+                                  **variant.predictor_options())  # fmt: skip
             predictor.predict(images[:batch_size])  # warm-up (and the ONNX export, once)
             seconds, dets = harness.timed(lambda p=predictor: p.predict(images), device, args.repeats)
             reference, against = (
@@ -123,7 +123,8 @@ def main() -> None:
             }
             results["ours"][f"{name.replace(' ', '_')}_batch_{batch_size}"] = figures
             rows.append((f"ours {name}, batch {batch_size}", len(images) / seconds, figures))
-        fp32_dets = dets if (backend, precision) == ("torch", "fp32") else fp32_dets
+        first_torch_fp32 = fp32_dets is None and (variant.backend, precision) == ("torch", "fp32")
+        fp32_dets = dets if first_torch_fp32 else fp32_dets
     print_table(rows, user_ips)
     print(f"\nmodel: {flops / 1e9:.2f} GFLOPs per image at {height}x{width}; floor = matmul FLOP/s / that. "
           "Agreement: ours fp32 against Ultralytics, other precisions against ours fp32.")  # fmt: skip

@@ -127,10 +127,10 @@ def main() -> None:
         "tiles_only": round(tiles * tile_flops / 1e9, 2),
         "with_full_frame": round((tiles * tile_flops + full_flops) / 1e9, 2),
     }
-    for backend, precision in harness.our_variants(device, args):
-        name = harness.variant_name(backend, precision)
-        predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), precision=precision,
-                              batch_size=args.batch_size, backend=backend)  # fmt: skip
+    for variant in harness.our_variants(device, args):
+        precision, name = variant.precision, variant.name
+        predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), batch_size=args.batch_size,
+                              **variant.predictor_options())  # fmt: skip
         predict_sliced(predictor, frames[:1], args.slice_size, args.overlap)  # warm-up
         floor_flops = harness.matmul_flops_per_second(device, precision)
         for full_frame in (True, False):

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.slow
 
 TINY_RUNS = {
     "preprocess": ["--frames", "8", "--width", "960", "--height", "540", "--repeats", "1"],
-    "predict": ["--images", "2", "--imgsz", "160", "--batch-sizes", "2", "--repeats", "1"],
+    "predict": [
+        "--images", "2", "--imgsz", "160", "--batch-sizes", "2", "--repeats", "1",
+        "--letterbox", "host,device",  # both places on any machine: the GPU path runs in CI too
+    ],
     "sliced": [
         "--frames", "1", "--width", "640", "--height", "480", "--slice-size", "320",
         "--imgsz", "160", "--sahi-batch-sizes", "2", "--repeats", "1",
@@ -55,4 +58,8 @@ def test_benchmark_script_runs(name: str, tmp_path: Path, guarded_subprocess_env
     assert done.returncode == 0, output[-4000:]
     assert BESIDE_BASELINE[name] in output, output[-4000:]
     if name in WRITES_JSON:
-        assert json.loads((tmp_path / "out.json").read_text())
+        results = json.loads((tmp_path / "out.json").read_text())
+        assert results
+        if name == "predict":
+            variants = {f"fp32_letterbox_on_{place}_batch_2" for place in ("host", "device")}
+            assert variants <= set(results["ours"])
