@@ -70,6 +70,22 @@ def test_letterbox_copies_exact_tiles_unchanged():
     assert (canvas[0] == tile).all()  # BGR kept: the model's first convolution reads BGR
 
 
+def test_letterbox_keeps_extreme_strips_at_least_one_pixel_thick():
+    """A valid 20000x20 strip scales below one pixel across at 640: it must still letterbox
+    (it reached the server's model as a 0-pixel resize once, a 500)."""
+    import torch
+
+    from yolo_core.infer.letterbox_device import letterbox_on_device
+
+    strips = [np.full((20, 20000, 3), 200, np.uint8), np.full((20000, 20, 3), 200, np.uint8)]
+    canvas, transforms = letterbox_batch(strips, imgsz=640, stride=32)
+    on_device, _ = letterbox_on_device(strips, 640, torch.device("cpu"))
+    assert canvas.shape == (2, 640, 640, 3) and (on_device.numpy() == canvas).all()
+    for i, transform in enumerate(transforms):
+        back = transform.boxes_to_source(np.array([[0, 0, 640, 640]], np.float32))[0]
+        assert back.tolist() == [0, 0, strips[i].shape[1], strips[i].shape[0]]  # clipped to the source
+
+
 def test_letterbox_rejects_non_images():
     with pytest.raises(ValueError, match="image 1"):
         letterbox_batch([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)], imgsz=32)

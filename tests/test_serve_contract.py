@@ -200,6 +200,14 @@ def test_each_content_type_answers_detections(server: ServerProcess):
         assert_image_result(second, 200, 100)
 
 
+def test_extreme_aspect_ratios_are_answered(server: ServerProcess):
+    """Valid strips that scale below one pixel across at the model's size (a 500 once)."""
+    for width, height in ((20000, 20), (20, 20000)):
+        response = server.post(png(width, height), "image/png")
+        assert response.status_code == 200, response.text
+        assert_image_result(response.json(), width, height)
+
+
 def chunked(data: bytes):
     """A body without Content-Length: the server must count while it reads."""
     for start in range(0, len(data), 65536):

@@ -56,8 +56,9 @@ class LetterboxPlan:
 
 
 def _scaled_size(height: int, width: int, imgsz: int) -> tuple[int, int, float]:
+    """At least one pixel each way: a 20000x20 strip scales to 640x1, not to an empty image."""
     gain = min(imgsz / height, imgsz / width)
-    return round(height * gain), round(width * gain), gain
+    return max(1, round(height * gain)), max(1, round(width * gain)), gain
 
 
 def plan_letterbox(
