@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -e '.[train,pipeline,dev]'
+	# sahi's own needs (it imports neither pybboxes nor terminaltables; pybboxes would pin numpy 1.24),
+	# before the --no-deps installs: pip would otherwise warn that their unmet pins are unmet.
+	$(PIP) install -q "shapely>=2" fire click
 	# Ultralytics without its deps: its requirements above, minus the GUI opencv build.
 	$(PIP) install -q --no-deps ultralytics==$(ULTRALYTICS_VERSION) sahi==0.12.8
-	# sahi's own needs (it imports neither pybboxes nor terminaltables; pybboxes would pin numpy 1.24).
-	$(PIP) install -q "shapely>=2" fire click
 	-$(PIP) uninstall -q -y opencv-python opencv-contrib-python 2>/dev/null
 	$(PIP) install -q --force-reinstall --no-deps "$$($(PIP) freeze | grep -i '^opencv-python-headless==')"
 	$(PY) -c "import cv2, torch, ultralytics, albumentations; print('setup ok: torch', torch.__version__, 'ultralytics', ultralytics.__version__, 'cv2', cv2.__version__)"
