@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from yolo_core.errors import UserInputError
+from yolo_core.errors import UserInputError, one_line
 
 DEFAULT_BASE_DIR = Path("/opt/ml")
 
@@ -104,12 +104,14 @@ def read_json_file(path: Path, what: str) -> dict:
 
 
 def write_failure(failure_file: Path | None, reason: str) -> None:
-    """SageMaker shows the first line of /opt/ml/output/failure as the job's failure reason."""
+    """SageMaker shows the first line of /opt/ml/output/failure as the job's failure reason.
+
+    Only inside an existing contract tree: on a laptop, /opt/ml is not created for it."""
     if failure_file is None:
         return
     try:
-        failure_file.parent.mkdir(parents=True, exist_ok=True)
-        failure_file.write_text(reason.strip().splitlines()[0][:1000] + "\n")
+        failure_file.parent.mkdir(exist_ok=True)
+        failure_file.write_text(one_line(reason)[:1000] + "\n")
     except OSError:
         pass
 
@@ -128,13 +130,13 @@ def run_main(main: Callable[[], int | None], failure_file: Path | None = None) -
         print(f"error: {reason}", file=sys.stderr)
         sys.exit(130)
     except UserInputError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(str(exc)) or type(exc).__name__
         write_failure(failure_file, reason)
         print(f"error: {reason}", file=sys.stderr)
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence of a container command
         traceback.print_exc()
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        reason = one_line(f"{type(exc).__name__}: {exc}")
         write_failure(failure_file, reason)
         print(f"error: {reason}", file=sys.stderr)
         sys.exit(1)

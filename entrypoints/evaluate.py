@@ -15,12 +15,27 @@ import tempfile
 from pathlib import Path
 
 from entrypoints.contract import ProcessingPaths, base_dir, run_main
+from yolo_core.cli_args import (
+    DEVICE_HELP,
+    PRECISION_HELP,
+    Parser,
+    choice,
+    number,
+    resolve_hardware,
+    zero_or_at_least,
+)
+from yolo_core.infer.choices import PRECISIONS
 from yolo_core.runtime import configure_offline
+from yolo_core.serving.options import MIN_SLICE_SIZE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     paths = ProcessingPaths.from_env()
-    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="evaluate",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add = parser.add_argument
     add(
         "--model",
@@ -29,17 +44,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="model folder, model.tar.gz, or folder with one",
     )
     add("--dataset", type=Path, default=paths.input("dataset"), help="dataset folder with data.yaml")
-    add("--output", type=Path, default=paths.output("evaluation"))
-    add("--split", default="val")
-    add("--imgsz", type=int, default=0, help="0: the model card's image size")
-    add("--conf", type=float, default=0.001)
-    add("--iou", type=float, default=0.7)
-    add("--max-det", type=int, default=300)
-    add("--device", default="auto", help="auto, cpu, cuda, cuda:1")
-    add("--precision", default="auto", help="auto, fp32, fp16, bf16")
-    add("--batch-size", type=int, default=8)
-    add("--slice-size", type=int, default=0, help="0: whole images; else sliced inference with these tiles")
-    add("--overlap", type=float, default=0.2)
+    add("--output", type=Path, default=paths.output("evaluation"), help="where evaluation.json goes")
+    add("--split", default="val", help="the data.yaml split to score")
+    add(
+        "--imgsz",
+        type=zero_or_at_least(32, "the model's size"),
+        default=0,
+        help="0: the model card's image size; else >= 32",
+    )
+    add("--conf", type=number(float, 0, 1), default=0.001, help="confidence threshold")
+    add("--iou", type=number(float, 0, 1), default=0.7, help="NMS IoU threshold")
+    add("--max-det", type=number(int, 1), default=300, help="detections kept per image")
+    add("--device", default="auto", help=DEVICE_HELP)
+    add("--precision", default="auto", type=choice(PRECISIONS), choices=PRECISIONS, help=PRECISION_HELP)
+    add("--batch-size", type=number(int, 1), default=8, help="images per forward pass")
+    add(
+        "--slice-size",
+        type=zero_or_at_least(MIN_SLICE_SIZE, "no slicing"),  # tinier tiles: thousands per image
+        default=0,
+        help=f"0: whole images; else sliced inference with tiles of this size (>= {MIN_SLICE_SIZE})",
+    )
+    add("--overlap", type=number(float, 0, 1, high_open=True), default=0.2, help="tile overlap, with slicing")
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["evaluate"]:  # `docker run IMAGE evaluate` may hand the word on
         args = args[1:]
@@ -49,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def evaluate(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_offline()
+    resolve_hardware(args.device, args.precision)  # before minutes of unpacking and loading
     from yolo_core.evaluation.artifact import resolve_model_dir
     from yolo_core.evaluation.evaluate import EvaluationSettings, evaluate_model
 

@@ -6,7 +6,8 @@ SAGEMAKER_BASE_DIR moves the /opt/ml tree):
   outputs  /opt/ml/processing/output/dataset     YOLO layout, data.yaml, dataset.json (+ report, baseline)
            /opt/ml/processing/output/report      quality_report.json
            /opt/ml/processing/output/baseline    baseline.json (statistics for the drift monitor)
-  message  /opt/ml/output/message                the one-line reason when the step fails
+  message  /opt/ml/output/message                the one-line reason when the step fails (written
+                                                 only when the /opt/ml tree exists, or to --message-file)
 Exit status 0, or 1 with a one-line reason (e.g. too many bad images; the report says which).
 """
 
@@ -16,11 +17,17 @@ import argparse
 import shutil
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from entrypoints.contract import ProcessingPaths, base_dir, run_main
+from yolo_core.cli_args import Parser, number, writable_folder, zero_or_at_least
+from yolo_core.data.ranges import SETTING_RANGES
 from yolo_core.errors import UserInputError
+from yolo_core.failure_message import failure_message_file
 from yolo_core.runtime import configure_offline
+
+OUTPUT_FLAGS = ("--output-dataset", "--output-report", "--output-baseline")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -28,6 +35,8 @@ def _size(text: str) -> tuple[int, int]:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
     return width, height
 
 
@@ -39,13 +48,20 @@ def _pair(text: str) -> tuple[int, int]:
     return low, high
 
 
+def _fraction_flag(group: argparse._ArgumentGroup, flag: str, default: float, help_text: str) -> None:
+    """A fraction flag, checked against the range `build_dataset` itself enforces."""
+    bounds = SETTING_RANGES[flag.removeprefix("--").replace("-", "_")]
+    kind = number(float, bounds.low, bounds.high, low_open=bounds.low_open, high_open=bounds.high_open)
+    group.add_argument(flag, type=kind, default=default, help=f"{help_text}, in {bounds}")
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the contract table of the module docstring as written, and shows defaults."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     paths = ProcessingPaths.from_env()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="preprocess",
         description=__doc__,
         formatter_class=_HelpFormatter,
@@ -61,19 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io.add_argument("--output-baseline", type=Path, default=paths.output("baseline"), help="baseline folder")
     io.add_argument(
-        "--message-file", type=Path, default=base_dir() / "output" / "message", help="failure reason"
+        "--message-file",
+        type=Path,
+        help="failure reason (default: <base>/output/message, only when the /opt/ml tree exists)",
     )
     data = parser.add_argument_group("dataset")
     data.add_argument(
-        "--tile-size", type=int, default=0, help="cut larger frames into tiles of this size (0: no)"
+        "--tile-size",
+        type=zero_or_at_least(32, "no tiling"),
+        default=0,
+        help="cut larger frames into tiles of this size (0: no)",
     )
-    data.add_argument("--tile-overlap", type=float, default=0.2, help="overlap of neighbouring tiles (0-1)")
-    data.add_argument("--min-visible-fraction", type=float, default=0.5, help="keep a cut box above this")
-    data.add_argument("--empty-tile-ratio", type=float, default=0.1, help="share of empty tiles kept")
-    data.add_argument("--val-fraction", type=float, default=0.2, help="share of frames in val")
-    data.add_argument(
-        "--max-bad-fraction", type=float, default=0.1, help="fail above this share of bad images"
-    )
+    fraction = partial(_fraction_flag, data)
+    fraction("--tile-overlap", 0.2, "overlap of neighbouring tiles")
+    fraction("--min-visible-fraction", 0.5, "keep a cut box above this")
+    fraction("--empty-tile-ratio", 0.1, "share of empty tiles kept")
+    fraction("--val-fraction", 0.2, "share of frames in val")
+    fraction("--max-bad-fraction", 0.1, "fail above this share of bad images")
     data.add_argument("--seed", type=int, default=0, help="salt of the content-hash split")
     data.add_argument(
         "--color-rule", choices=("convert", "reject"), default="convert", help="grey/RGBA/16-bit"
@@ -82,11 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--unlabeled-images", choices=("quarantine", "background"), default="quarantine", help="no label file"
     )
     data.add_argument("--no-mask-ignored", action="store_true", help="do not grey out ignored regions")
-    data.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
+    data.add_argument(
+        "--workers",
+        type=number(int, 0),
+        default=0,
+        help="processes (0: one per core)",
+    )
     data.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo = parser.add_argument_group("synthetic input (when --input is missing or empty)")
     demo.add_argument(
-        "--synthetic", type=int, default=0, metavar="N", help="generate N synthetic VisDrone frames"
+        "--synthetic",
+        type=number(int, 0),
+        default=0,
+        metavar="N",
+        help="generate N synthetic VisDrone frames",
     )
     demo.add_argument("--synthetic-size", type=_size, default=(640, 640), metavar="WxH", help="frame size")
     demo.add_argument(
@@ -124,16 +153,29 @@ def _build(build_dataset, source: Path, source_format: str, args: argparse.Names
     )
 
 
+def _check_synthetic(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Frame and object sizes that cannot make a scene are a usage error naming both flags."""
+    if not args.synthetic:
+        return
+    from yolo_core.data.synthetic import scene_size_problem
+
+    (width, height), (low, high) = args.synthetic_size, args.synthetic_object_px
+    problem = scene_size_problem(width, height, (low, high))
+    if problem:
+        parser.error(f"--synthetic-size {width}x{height} with --synthetic-object-px {low},{high}: {problem}")
+
+
 def run(args: argparse.Namespace) -> int:
     from yolo_core.data import build_dataset, generate_scenes
 
+    source, source_format = args.input, args.format
+    synthetic = not _has_files(source)
+    if synthetic and not args.synthetic:
+        raise UserInputError(f"{source}: input folder is missing or empty (use --synthetic N for a demo)")
+    for flag in OUTPUT_FLAGS:  # after the input check: a missing input leaves no folders behind
+        writable_folder(getattr(args, flag.removeprefix("--").replace("-", "_")), flag)
     with tempfile.TemporaryDirectory(prefix="preprocess-") as scratch:
-        source, source_format = args.input, args.format
-        if not _has_files(source):
-            if not args.synthetic:
-                raise UserInputError(
-                    f"{source}: input folder is missing or empty (use --synthetic N for a demo)"
-                )
+        if synthetic:
             width, height = args.synthetic_size
             source, source_format = Path(scratch) / "synthetic", "visdrone"
             print(f"generating {args.synthetic} synthetic {width}x{height} frames", file=sys.stderr)
@@ -158,9 +200,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)  # before the runtime set-up, so --help answers at once
+    parser = build_parser()
+    args = parser.parse_args(argv)  # before the runtime set-up, so --help answers at once
+    _check_synthetic(parser, args)
     configure_offline()
-    run_main(lambda: run(args), failure_file=args.message_file)
+    run_main(lambda: run(args), failure_file=failure_message_file(base_dir(), args.message_file))
 
 
 if __name__ == "__main__":

@@ -11,22 +11,42 @@ batcher and the capture writer, and the process exits 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
 import sys
+import zipfile
 from pathlib import Path
 
 from entrypoints.contract import base_dir, run_main
+from yolo_core.cli_args import (
+    DEVICE_HELP,
+    PRECISION_HELP,
+    Parser,
+    choice,
+    number,
+    resolve_hardware,
+    writable_folder,
+)
 from yolo_core.errors import UserInputError
+from yolo_core.infer.choices import BACKENDS, PRECISIONS
 from yolo_core.model_card import ModelCard
 from yolo_core.runtime import configure_offline
 from yolo_core.serving.decode import DecodeLimits
 from yolo_core.serving.options import parse_default_options
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+# Every flag's environment variable (SageMaker configures containers through the environment).
+ENV_PREFIX = "SERVE_"
+DESCRIPTION = (
+    "The SageMaker inference container command: loads the model folder and answers /ping and "
+    "/invocations. Every flag also reads an environment variable, SERVE_ and the flag's name "
+    "(--max-batch-size: SERVE_MAX_BATCH_SIZE; --port: SAGEMAKER_BIND_TO_PORT); a flag wins over "
+    "its variable."
+)
+POSITIVE = number(float, 0, low_open=True)
+NON_NEGATIVE = number(float, 0)
+AT_LEAST_ONE = number(int, 1)
 
 
 def _width_height(text: str) -> tuple[int, int]:
@@ -36,56 +56,97 @@ def _width_height(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="serve", description=__doc__.splitlines()[0])
-    add = parser.add_argument
-    add("--model-dir", type=Path, default=_env("SERVE_MODEL_DIR", str(base_dir() / "model")))
-    add("--host", default=_env("SERVE_HOST", "0.0.0.0"))
-    add("--port", type=int, default=_env("SAGEMAKER_BIND_TO_PORT", "8080"))
-    add("--device", default=_env("SERVE_DEVICE", "auto"), help="auto, cpu, cuda, cuda:1")
-    add("--precision", default=_env("SERVE_PRECISION", "auto"), help="auto, fp32, fp16, bf16")
+def _env_flag(
+    parser: argparse.ArgumentParser, flag: str, default: object, env: str = "", **kw: object
+) -> None:
+    """A flag whose default comes from its environment variable, named in its help."""
+    env = env or ENV_PREFIX + flag.removeprefix("--").replace("-", "_").upper()
+    kw["help"] = f"{kw.get('help', '')} [env {env}]".strip()
+    if kw.get("action") == "store_true":
+        default = (os.environ.get(env) or "").lower() in {"1", "true"} or default
+    else:
+        default = os.environ.get(env) or default
+    parser.add_argument(flag, default=default, **kw)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="serve", description=DESCRIPTION, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add = functools.partial(_env_flag, parser)
+
+    add("--model-dir", str(base_dir() / "model"), type=Path, help="best.pt + model.json")
+    add("--host", "0.0.0.0")
+    add("--port", "8080", env="SAGEMAKER_BIND_TO_PORT", type=number(int, 1, 65535))
+    add("--device", "auto", help=DEVICE_HELP)
+    add("--precision", "auto", type=choice(PRECISIONS), choices=PRECISIONS, help=PRECISION_HELP)
     add(
         "--backend",
-        default=_env("SERVE_BACKEND", "auto"),
-        help="torch, onnx, or auto: ONNX Runtime for fp32 on a CPU, torch on a GPU or for bf16",
+        "auto",
+        type=choice(BACKENDS),
+        choices=BACKENDS,
+        help="auto: ONNX Runtime for fp32 on a CPU, torch on a GPU or for bf16",
     )
-    add("--threads", type=int, default=_env("SERVE_THREADS", "0"), help="CPU threads; 0: all cores")
-    add("--max-batch-size", type=int, default=_env("SERVE_MAX_BATCH_SIZE", "8"), help="1: no batching")
-    add("--max-wait-ms", type=float, default=_env("SERVE_MAX_WAIT_MS", "5"))
-    add("--max-queued-images", type=int, default=_env("SERVE_MAX_QUEUED_IMAGES", "512"))
-    add("--request-timeout-s", type=float, default=_env("SERVE_REQUEST_TIMEOUT_S", "55"))
-    add("--max-body-mb", type=float, default=_env("SERVE_MAX_BODY_MB", "32"))
-    add("--max-megapixels", type=float, default=_env("SERVE_MAX_MEGAPIXELS", "64"), help="per image")
-    add("--max-request-megapixels", type=float, default=_env("SERVE_MAX_REQUEST_MEGAPIXELS", "256"))
-    add("--max-images", type=int, default=_env("SERVE_MAX_IMAGES", "16"), help="per request")
+    add("--threads", "0", type=number(int, 0), help="CPU threads; 0: all cores")
+    add("--max-batch-size", "8", type=AT_LEAST_ONE, help="1: no batching")
+    add("--max-wait-ms", "5", type=NON_NEGATIVE, help="how long a batch waits to fill")
+    add("--max-queued-images", "512", type=AT_LEAST_ONE, help="beyond this, 503 busy")
+    add("--request-timeout-s", "55", type=POSITIVE)
+    add("--max-body-mb", "32", type=POSITIVE)
+    add("--max-megapixels", "64", type=POSITIVE, help="per image")
+    add("--max-request-megapixels", "256", type=POSITIVE)
+    add("--max-images", "16", type=AT_LEAST_ONE, help="per request")
     add(
         "--default-options",
-        default=_env("SERVE_DEFAULT_OPTIONS", ""),
+        "",
         help="server-wide defaults, e.g. 'conf=0.3;slice_size=640'; requests override them",
     )
-    add("--capture-dir", type=Path, default=os.environ.get("SERVE_CAPTURE_DIR") or None)
-    add("--capture-percentage", type=float, default=_env("SERVE_CAPTURE_PERCENTAGE", "100"))
-    add("--warmup-batches", type=int, default=_env("SERVE_WARMUP_BATCHES", "1"))
+    add("--capture-dir", None, type=Path, help="data capture folder; unset: no capture")
+    add("--capture-percentage", "100", type=number(float, 0, 100), help="share of requests captured")
+    add("--warmup-batches", "1", type=number(int, 0))
     add(
         "--warmup-shape",
+        None,
         type=_width_height,
-        default=os.environ.get("SERVE_WARMUP_SHAPE") or None,
-        help="WIDTHxHEIGHT of the frames to expect, e.g. 3840x2160; default: the model's image size",
+        help="WIDTHxHEIGHT of the frames to expect, e.g. 3840x2160; unset: the model's image size",
     )
-    add("--graceful-timeout-s", type=float, default=_env("SERVE_GRACEFUL_TIMEOUT_S", "25"))
-    add("--cudnn-autotune", action="store_true", default=_env("SERVE_CUDNN_AUTOTUNE", "") in {"1", "true"})
-    add("--access-log", action="store_true", default=_env("SERVE_ACCESS_LOG", "") in {"1", "true"})
+    add("--graceful-timeout-s", "25", type=NON_NEGATIVE)
+    add("--cudnn-autotune", False, action="store_true")
+    add("--access-log", False, action="store_true")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = _parser()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["serve"]:  # `docker run IMAGE serve` may hand the word on
         args = args[1:]
-    return parser.parse_args(args)
+    parsed = parser.parse_args(args)
+    if parsed.max_queued_images < parsed.max_images:
+        parser.error(
+            f"argument --max-queued-images: {parsed.max_queued_images} is below --max-images "
+            f"{parsed.max_images}: a full request could never be queued"
+        )
+    return parsed
+
+
+def check_weights_file(weights: Path) -> None:
+    """A torch checkpoint is a zip archive (or, before torch 1.6, a pickle). Anything else, such as
+    a text or HTML file saved as best.pt, is refused before the port opens; the real load happens
+    in the background, so that /ping answers at once."""
+    if not weights.is_file():
+        raise UserInputError(f"{weights}: the weights named by model.json are missing")
+    if weights.suffix != ".pt":
+        return
+    with weights.open("rb") as file:
+        pickled = file.read(1) == b"\x80"
+    if not (pickled or zipfile.is_zipfile(weights)):
+        raise UserInputError(f"{weights}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
 
 
 def serve(args: argparse.Namespace) -> int:
     card = ModelCard.load(args.model_dir)  # fail fast, before torch loads and the port opens
-    weights = args.model_dir / card.weights_file
-    if not weights.is_file():
-        raise UserInputError(f"{weights}: the weights named by model.json are missing")
+    check_weights_file(args.model_dir / card.weights_file)
     limits = DecodeLimits(
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_images=args.max_images,
@@ -93,7 +154,10 @@ def serve(args: argparse.Namespace) -> int:
         max_request_pixels=int(args.max_request_megapixels * 1e6),
     )
     default_options = parse_default_options(args.default_options)
+    if args.capture_dir is not None:
+        writable_folder(args.capture_dir, "--capture-dir")
     configure_offline(threads=args.threads or None)
+    resolve_hardware(args.device, args.precision, args.backend)  # the first torch import
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import uvicorn
 

@@ -125,6 +125,16 @@ def weights_for(hp: Hyperparameters, found: dict[str, Path]) -> Path | None:
     return None
 
 
+def check_weights(weights: Path | None) -> None:
+    """Load the starting weights once up front: a broken file is then one line naming it, not
+    Ultralytics' traceback (and its advice to download the file) from inside the trainer."""
+    if weights is None:
+        return
+    from yolo_core.infer.torch_backend import load_ultralytics_model
+
+    load_ultralytics_model(weights)
+
+
 def check_single_node(paths: TrainingPaths) -> None:
     resources = read_json_file(paths.resource_config_file, "resourceconfig.json")
     hosts = resources.get("hosts") or []
@@ -156,12 +166,15 @@ def run(argv: list[str] | None = None) -> int:
     found = channels(paths)
     work_dir = paths.output_dir / "train-work"
     work_dir.mkdir(parents=True, exist_ok=True)
+    data_yaml = data_yaml_for(found, work_dir)
+    weights = weights_for(hp, found)
+    check_weights(weights)
     job = TrainingJob(
-        data_yaml=data_yaml_for(found, work_dir),
+        data_yaml=data_yaml,
         checkpoint_dir=paths.checkpoint_dir,
         model_dir=paths.model_dir,
         hyperparameters=hp,
-        weights=weights_for(hp, found),
+        weights=weights,
         tags={tag: os.environ[env] for env, tag in TAG_ENV.items() if os.environ.get(env)},
         work_dir=work_dir,
     )

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from entrypoints.contract import run_main
+from yolo_core.cli_args import Parser
 from yolo_core.errors import UserInputError
 from yolo_core.runtime import configure_offline
 
@@ -44,7 +45,7 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # and its subcommands: a bad flag is one line, not the usage block
         prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -259,7 +260,12 @@ def _with_clear_aws_errors(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     configure_offline()
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from pipeline.demo import check_demo_arguments
+
+        check_demo_arguments(parser, args)
     run_main(lambda: _with_clear_aws_errors(args))
 
 

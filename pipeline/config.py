@@ -197,6 +197,8 @@ def load_config(env: str | None = None, path: Path | None = None) -> EnvConfig:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise UserInputError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path}: the config file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise UserInputError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
     if not isinstance(raw, dict):

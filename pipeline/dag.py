@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.config import EnvConfig
+from yolo_core.data.ranges import Bounds
 from yolo_core.errors import UserInputError
 
 ParamKind = Literal["string", "integer", "float", "boolean"]
@@ -27,6 +28,7 @@ class Param:
     kind: ParamKind
     default: Callable[[EnvConfig], str | int | float | bool]
     description: str
+    bounds: Bounds | None = None  # allowed values of a count or threshold, checked before any run
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,12 @@ PARAMETERS = (
     Param("TrainInstanceType", "string", lambda c: c.instance_types.train, "training instance"),
     Param("EvaluateInstanceType", "string", lambda c: c.instance_types.evaluate, "evaluation instance"),
     Param("UseSpotInstances", "boolean", lambda c: c.spot.enabled, "managed spot training on/off"),
-    Param("Epochs", "integer", lambda c: c.training.epochs, "training epochs"),
-    Param("ImageSize", "integer", lambda c: c.training.imgsz, "training and evaluation image size"),
-    *(Param(g.threshold_param, "float", g.threshold, f"minimum {g.label} to register") for g in GATES),
+    Param("Epochs", "integer", lambda c: c.training.epochs, "training epochs", Bounds(1)),
+    Param("ImageSize", "integer", lambda c: c.training.imgsz, "train and evaluate image size", Bounds(32)),
+    *(
+        Param(g.threshold_param, "float", g.threshold, f"minimum {g.label} to register", Bounds(0, 1))
+        for g in GATES
+    ),
     Param("PreprocessImageTag", "string", lambda c: c.images.tag, "tag of the preprocess image"),
     Param("TrainImageTag", "string", lambda c: c.images.tag, "tag of the train image (also evaluates)"),
     Param("InferenceImageTag", "string", lambda c: c.images.tag, "tag of the inference image registered"),
@@ -276,15 +281,10 @@ _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 def coerce_parameter(param: Param, raw: object) -> str | int | float | bool:
-    """A parameter value from the command line (a string) or Python, checked against its kind."""
+    """A parameter value from the command line (a string) or Python, checked against its kind and range."""
     text = str(raw).strip()
-    try:
-        if param.kind == "integer":
-            return int(text)
-        if param.kind == "float":
-            return float(text)
-    except ValueError:
-        raise UserInputError(f"parameter {param.name}: {text!r} is not a valid {param.kind}") from None
+    if param.kind in ("integer", "float"):
+        return _in_bounds(param, _number(param, text))
     if param.kind == "boolean":
         if isinstance(raw, bool):
             return raw
@@ -292,6 +292,20 @@ def coerce_parameter(param: Param, raw: object) -> str | int | float | bool:
             raise UserInputError(f"parameter {param.name}: {text!r} is not true or false")
         return text.lower() in _TRUE
     return text
+
+
+def _number(param: Param, text: str) -> int | float:
+    try:
+        return int(text) if param.kind == "integer" else float(text)
+    except ValueError:
+        raise UserInputError(f"parameter {param.name}: {text!r} is not a valid {param.kind}") from None
+
+
+def _in_bounds(param: Param, value: int | float) -> int | float:
+    """SageMaker would accept any number and fail an hour later in the step; refuse it here."""
+    if param.bounds is not None and not param.bounds.contains(value):
+        raise UserInputError(f"parameter {param.name}: {value!r} is out of range (allowed: {param.bounds})")
+    return value
 
 
 def parse_parameter_overrides(

@@ -53,8 +53,12 @@ class OfflineStoreWrite:
 def _load_baseline(path: Path) -> dict[str, Any]:
     try:
         baseline = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{path}: cannot read the baseline ({exc})") from None
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot read the baseline ({exc.strerror})") from None
+    except ValueError as exc:  # not UTF-8 text, or not JSON
+        raise UserInputError(f"{path}: cannot read the baseline: not JSON text ({exc})") from None
+    if not isinstance(baseline, dict):
+        raise UserInputError(f"{path}: the baseline must be a JSON object (not a preprocess baseline)")
     if not isinstance(baseline.get("per_image"), list):
         raise UserInputError(f"{path}: field 'per_image' is missing (not a preprocess baseline)")
     return baseline
@@ -113,12 +117,15 @@ def write_feature_files(
     """The Parquet files for one dataset version (image records and class summaries)."""
     baseline = _load_baseline(baseline_file)
     event_time = event_time or datetime.now(UTC).isoformat(timespec="seconds")
-    images = image_records(baseline, dataset_hash, event_time)
+    try:
+        images = image_records(baseline, dataset_hash, event_time)
+        classes = class_records(baseline, dataset_hash, event_time)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problem = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise UserInputError(f"{baseline_file}: a record of the baseline is malformed ({problem})") from None
     return FeatureFiles(
         images=_write_parquet(images, Path(out_dir) / IMAGES_FILE),
-        classes=_write_parquet(
-            class_records(baseline, dataset_hash, event_time), Path(out_dir) / CLASSES_FILE
-        ),
+        classes=_write_parquet(classes, Path(out_dir) / CLASSES_FILE),
         image_count=len(images),
     )
 

@@ -98,6 +98,13 @@ def _as_string(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _job_inputs(step: d.Step) -> tuple[d.Input, ...]:
+    """What a job step reads (a processing step's inputs, a training step's channels)."""
+    if isinstance(step, d.ProcessingStep):
+        return step.inputs
+    return step.channels if isinstance(step, d.TrainingStep) else ()
+
+
 def json_path_get(document: Any, path: str) -> Any:
     """The subset of JsonPath the gate uses: dotted keys (`metrics.map50_95.value`)."""
     for part in path.split("."):
@@ -116,6 +123,7 @@ class LocalRunner:
             **self.dag.defaults(self.config),
             **d.parse_parameter_overrides(self.dag, settings.parameters),
         }
+        self._check_local_inputs()  # before anything is written: no work dir, no MLflow run
         self.work_dir = Path(settings.work_dir).resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.aws = AwsClients(self.config.region)
@@ -137,16 +145,30 @@ class LocalRunner:
     def image_uri(self, image: str) -> str:
         return self.config.images.uri(image, self.params[d.IMAGE_TAG_PARAMS[image]])
 
+    def _local_input(self, name: str) -> Path | None:
+        """The local path a parameter names (None for an s3:// URI); it must exist."""
+        uri = str(self.params[name])
+        if uri.startswith("s3://"):
+            return None
+        path = Path(uri.removeprefix("file://")).expanduser().resolve()
+        if not path.exists():
+            raise UserInputError(f"parameter {name}: {uri} does not exist")
+        return path
+
+    def _check_local_inputs(self) -> None:
+        for step in self.dag.steps:
+            for item in _job_inputs(step):
+                if isinstance(item.source, d.ParamRef):
+                    self._local_input(item.source.name)
+
     def _input_location(self, source: d.Source) -> tuple[str, str]:
         """(location, fingerprint) of a step input."""
         if isinstance(source, d.OutputRef):
             return self.outputs[source.step][source.output], f"{self.keys[source.step]}/{source.output}"
-        uri = str(self.params[source.name])
-        if uri.startswith("s3://"):
+        path = self._local_input(source.name)
+        if path is None:
+            uri = str(self.params[source.name])
             return uri, s3_digest(self.aws.s3, uri)
-        path = Path(uri.removeprefix("file://")).expanduser().resolve()
-        if not path.exists():
-            raise UserInputError(f"parameter {source.name}: {uri} does not exist")
         return str(path), tree_digest(path)
 
     def _stage(self, location: str, target: Path) -> None:
@@ -164,8 +186,7 @@ class LocalRunner:
 
     # -- job steps ---------------------------------------------------------------------------
     def _job_spec(self, step: d.ProcessingStep | d.TrainingStep) -> dict[str, Any]:
-        inputs = step.inputs if isinstance(step, d.ProcessingStep) else step.channels
-        located = {item.name: self._input_location(item.source) for item in inputs}
+        located = {item.name: self._input_location(item.source) for item in _job_inputs(step)}
         spec: dict[str, Any] = {
             "inputs": {name: location for name, (location, _) in located.items()},
             "fingerprints": {name: fingerprint for name, (_, fingerprint) in located.items()},

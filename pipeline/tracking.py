@@ -7,6 +7,7 @@ adopts it as the Train child afterwards by setting `mlflow.parentRunId` on it.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ def default_tracking_uri(folder: Path) -> str:
 
 
 def ui_command(tracking_uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+    """The command to browse the runs; the `mlflow` of this Python's environment, which is on the
+    PATH only when that venv is activated."""
+    beside = Path(sys.executable).parent / "mlflow"
+    return f"{beside if beside.is_file() else 'mlflow'} ui --backend-store-uri {tracking_uri}"
 
 
 def _flat(values: dict[str, Any]) -> dict[str, str]:

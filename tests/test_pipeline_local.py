@@ -69,7 +69,7 @@ def test_demo_runs_the_whole_path(work_dir: Path, guarded_subprocess_env: dict) 
         "serving on http://127.0.0.1:",
         "detections on the 128x128 frame",
         "evaluation metrics:    map50=",
-        f"open MLflow:           mlflow ui --backend-store-uri sqlite:///{work_dir}/mlflow.db",
+        f"/mlflow ui --backend-store-uri sqlite:///{work_dir}/mlflow.db",  # the venv's mlflow
     ):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"
     audit = [json.loads(line) for line in (work_dir / "registry-audit.jsonl").read_text().splitlines()]
@@ -119,7 +119,7 @@ def test_local_command_with_a_throwaway_moto(work_dir: Path, guarded_subprocess_
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "pipeline run: Succeeded" in done.stdout
     assert "registered: drone-yolo-dev version" in done.stdout
-    assert "open MLflow: mlflow ui --backend-store-uri sqlite:///" in done.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in done.stdout
     for step in (d.PREPROCESS, d.TRAIN, d.EVALUATE):
         assert f"[{step}] " in done.stdout
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +32,25 @@ def test_parameter_overrides_are_typed_and_checked() -> None:
         d.parse_parameter_overrides(dag, ["Epoch=3"])
     with pytest.raises(UserInputError, match="parameter 'Epochs': expected NAME=VALUE"):
         d.parse_parameter_overrides(dag, ["Epochs"])
+
+
+@pytest.mark.parametrize(
+    ("item", "allowed"),
+    [
+        ("Epochs=-5", "at least 1"),
+        ("Epochs=0", "at least 1"),
+        ("ImageSize=16", "at least 32"),
+        ("MinRecall=1.5", "[0, 1]"),
+        ("MinPrecision=-0.1", "[0, 1]"),
+        ("MinMap50To95=nan", "[0, 1]"),
+    ],
+)
+def test_count_and_threshold_parameters_are_range_checked(item: str, allowed: str) -> None:
+    name = item.partition("=")[0]
+    expected = rf"parameter {name}: .* is out of range \(allowed: {re.escape(allowed)}\)"
+    with pytest.raises(UserInputError, match=expected):
+        d.parse_parameter_overrides(d.build_dag(), [item])
+    assert d.parse_parameter_overrides(d.build_dag(), {"Epochs": 1, "MinRecall": 1})["MinRecall"] == 1.0
 
 
 def test_every_gate_has_a_check_a_fail_step_and_a_parameter() -> None:

@@ -101,3 +101,18 @@ def test_missing_input_without_synthetic_is_a_clear_error(tmp_path, monkeypatch,
     reason = f"{tmp_path / 'none'}: input folder is missing or empty (use --synthetic N for a demo)"
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {reason}"]
     assert (tmp_path / "output" / "message").read_text().strip() == reason
+
+
+def test_all_bad_with_any_share_allowed_says_no_good_image_is_left(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "no-opt-ml"))
+    source = tmp_path / "raw"
+    (source / "images").mkdir(parents=True)
+    (source / "images" / "broken.jpg").write_bytes(b"")
+    write_text(source / "annotations" / "broken.txt", "1,1,10,10,1,4,0,0\n")
+    out = tmp_path / "out"
+    outputs = [f"--output-{name}={out / name}" for name in ("dataset", "report", "baseline")]
+    assert _main("--input", str(source), "--max-bad-fraction", "1", *outputs) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: 1 of 1 images are bad (no good image is left"), line
+    assert (out / "report" / "quality_report.json").is_file()
+    assert not (tmp_path / "no-opt-ml").exists()

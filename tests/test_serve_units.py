@@ -14,10 +14,12 @@ import time
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+from yolo_core.data.images_io import load_image
 from yolo_core.serving.batcher import MicroBatcher
 from yolo_core.serving.capture import CapturedExchange, DataCapture
 from yolo_core.serving.decode import DecodeLimits, decode_body
@@ -71,7 +73,10 @@ def test_options_sources_and_precedence():
         ({}, {"max_det": 2.5}, "JSON body: max_det=2.5"),
         ({}, {"slice_size": 10}, "must be 0 (no slicing) or >= 64"),
         ({}, {"full_frame": "maybe"}, "full_frame='maybe' is not true or false"),
-        ({}, {"conf": True}, "conf=True"),
+        ({}, {"conf": True}, "conf=true is not a number"),
+        ({}, {"conf": None}, "conf=null is not a number"),
+        ({}, {"conf": [0.5]}, "conf=[...] is not a number"),
+        ({}, {"max_det": 10**4000}, "JSON body: max_det="),  # too large for a float
         ({}, {"confidence": 0.3}, "unknown option(s) confidence"),
         ({"x-amzn-sagemaker-custom-attributes": "conf"}, None, "'conf' is not name=value"),
     ],
@@ -81,6 +86,20 @@ def test_invalid_options_name_the_field(headers, body, named):
         parse_options(InferenceOptions(), headers, body)
     assert caught.value.status == 400
     assert named in caught.value.message
+
+
+def test_echoed_client_values_are_cut_short():
+    huge = "9" * 100_000
+    for headers, body in [
+        ({"x-conf": huge}, None),
+        ({"x-amzn-sagemaker-custom-attributes": huge}, None),
+        ({}, {"z" * 100_000: 1}),
+        ({}, {"slice_size": huge}),
+    ]:
+        with pytest.raises(RequestError) as caught:
+            parse_options(InferenceOptions(), headers, body)
+        assert caught.value.status == 400
+        assert len(caught.value.message) < 300 and "..." in caught.value.message
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -129,6 +148,70 @@ def test_bad_bodies_are_named_4xx():
     assert "exactly one of" in rejected("application/json", b'{"conf": 0.5}').message
     too_many = json.dumps([base64.b64encode(jpeg).decode()] * 3).encode()
     assert rejected("application/json", too_many, DecodeLimits(max_images=2)).status == 413
+
+
+def test_bad_json_is_a_400_naming_the_body():
+    b64 = base64.b64encode(encode(np.zeros((8, 8, 3), np.uint8), "PNG")).decode()
+    long_int = b'{"image": "' + b64.encode() + b'", "max_det": 1' + b"0" * 5000 + b"}"
+    deep = b"[" * 1_000_000 + b"]" * 1_000_000
+    for body in (long_int, deep, b'{"image": ' + deep + b"}"):
+        error = rejected("application/json", body)
+        assert error.status == 400 and error.message.startswith("JSON body")
+        assert len(error.message) < 300
+
+
+def test_error_messages_do_not_echo_internals_or_huge_values():
+    error = rejected("image/png", b"\x89PNG not really")
+    assert error.status == 400 and "BytesIO" not in error.message and " at 0x" not in error.message
+    assert "not a recognised image format (JPEG, PNG" in error.message
+    error = rejected("image/" + "x" * 100_000, b"data")
+    assert error.status == 415 and len(error.message) < 400 and "..." in error.message
+
+
+def gradient16(height: int = 4, width: int = 512) -> np.ndarray:
+    """Every 128th 16-bit level, both ends included: a near-white decode would show at once."""
+    row = np.linspace(0, 65535, width).round().astype(np.uint16)
+    return np.repeat(row[None, :], height, axis=0)
+
+
+def test_16bit_grayscale_png_decodes_as_preprocessing_does(tmp_path: Path):
+    ok, png = cv2.imencode(".png", gradient16())
+    assert ok
+    path = tmp_path / "gray16.png"
+    path.write_bytes(png.tobytes())
+    assert Image.open(path).mode == "I;16"
+    expected = load_image(path, "gray16.png").image
+    (decoded,) = decode_body("image/png", png.tobytes(), DecodeLimits()).images
+    assert decoded.dtype == np.uint8 and decoded.shape == expected.shape
+    assert np.abs(decoded.astype(int) - expected.astype(int)).max() <= 1
+
+
+def tiff(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+def test_other_deep_modes_are_scaled_like_preprocessing():
+    gray = gradient16()
+    expected = (gray.astype(np.float32) / 257).round().astype(np.uint8)
+    big_endian = Image.frombytes("I;16B", gray.shape[::-1], gray.astype(">u2").tobytes())
+    rgb16 = cv2.imencode(".png", np.stack([gray] * 3, axis=-1))[1].tobytes()  # Pillow keeps 8 bits
+    for content_type, body in [
+        ("image/tiff", tiff(big_endian)),
+        ("image/tiff", tiff(Image.fromarray(gray.astype(np.int32), "I"))),
+        ("image/png", rgb16),
+    ]:
+        (decoded,) = decode_body(content_type, body, DecodeLimits()).images
+        assert decoded.shape == (*gray.shape, 3) and decoded.dtype == np.uint8
+        assert np.abs(decoded[..., 0].astype(int) - expected).max() <= 1
+
+
+def test_float_tiff_still_decodes():
+    values = np.linspace(0, 200, 64, dtype=np.float32).reshape(8, 8)
+    (decoded,) = decode_body("image/tiff", tiff(Image.fromarray(values, "F")), DecodeLimits()).images
+    assert decoded.shape == (8, 8, 3) and decoded.dtype == np.uint8
+    assert decoded[0, 0].tolist() == [0, 0, 0] and decoded[-1, -1].tolist() == [200, 200, 200]
 
 
 def test_decompression_bomb_is_refused_from_the_header():

@@ -7,3 +7,8 @@ anything else is a defect and keeps its traceback in the logs.
 
 class UserInputError(ValueError):
     """Bad input from a user: the message names the file, field or request at fault."""
+
+
+def one_line(text: str) -> str:
+    """A message on one line: a library's multi-line explanation joined, not cut at its first break."""
+    return " ".join(str(text).split())

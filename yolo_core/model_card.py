@@ -7,6 +7,7 @@ them has to open the checkpoint to learn the class names or the image size.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,32 @@ from yolo_core.errors import UserInputError
 
 MODEL_CARD_FILE = "model.json"
 WEIGHTS_FILE = "best.pt"
+
+
+def _is_names(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_kind(kind: type) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, kind)
+
+
+# Field -> (check, what was expected): the card comes from a file a person may have edited.
+_FIELD_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "class_names": (_is_names, "a non-empty list of class names (strings)"),
+    "imgsz": (_is_positive_int, "a positive integer (pixels)"),
+    "dataset_hash": (_is_kind(str), "a string"),
+    "metrics": (_is_kind(dict), "an object of metric values"),
+    "code_version": (_is_kind(str), "a string"),
+    "model": (_is_kind(str), "a string"),
+    "weights_file": (_is_kind(str), "a string (file name in the model folder)"),
+    "hyperparameters": (_is_kind(dict), "an object"),
+    "extra": (_is_kind(dict), "an object"),
+}
 
 
 @dataclass
@@ -38,18 +65,27 @@ class ModelCard:
 
     @classmethod
     def load(cls, model_dir: Path) -> ModelCard:
+        """Read and type-check model.json, so a hand-edited card fails here, naming the field."""
         path = Path(model_dir) / MODEL_CARD_FILE
         if not path.exists():
             raise UserInputError(f"{path}: model.json is missing from the model folder")
         try:
             raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+        except OSError as exc:
+            raise UserInputError(f"{path}: cannot read the model card ({exc.strerror})") from None
+        except ValueError as exc:  # not UTF-8 text, or not JSON
             raise UserInputError(f"{path}: not valid JSON ({exc})") from None
-        known = set(cls.__dataclass_fields__)
+        if not isinstance(raw, dict):
+            raise UserInputError(f"{path}: expected a JSON object of fields, got {type(raw).__name__}")
         missing = {"class_names", "imgsz"} - set(raw)
         if missing:
             raise UserInputError(f"{path}: missing field(s) {', '.join(sorted(missing))}")
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        fields = {k: v for k, v in raw.items() if k in _FIELD_TYPES}
+        for name, value in fields.items():
+            check, expected = _FIELD_TYPES[name]
+            if not check(value):
+                raise UserInputError(f"{path}: field '{name}' must be {expected}, got {value!r:.80}")
+        return cls(**fields)
 
     @property
     def names(self) -> dict[int, str]:

@@ -28,6 +28,7 @@ from yolo_core.data.frame_job import UNLABELED_RULES, FrameOptions, FrameResult,
 from yolo_core.data.images_io import COLOR_RULES
 from yolo_core.data.json_io import write_json
 from yolo_core.data.pool import process_pool
+from yolo_core.data.ranges import SETTING_RANGES, range_problem
 from yolo_core.data.source import Discovery
 from yolo_core.data.stats import build_baseline, write_baseline
 from yolo_core.errors import UserInputError
@@ -59,28 +60,30 @@ class DatasetResult:
         return self.data_yaml.parent
 
 
-def _check_arguments(source_dir: Path, out_dir: Path, source_format: str, options: FrameOptions) -> None:
+def _check_arguments(
+    source_dir: Path, out_dir: Path, source_format: str, options: FrameOptions, max_bad_fraction: float
+) -> None:
     if source_format not in FORMATS:
         raise UserInputError(f"source_format {source_format!r} is not one of {sorted(FORMATS)}")
     if not source_dir.is_dir():
         raise UserInputError(f"{source_dir}: source folder does not exist")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserInputError(f"{out_dir}: the output path is a file, not a folder")
     if out_dir.resolve() == source_dir.resolve() or source_dir.resolve() in out_dir.resolve().parents:
         raise UserInputError(
             f"{out_dir}: the output folder must not be inside the source folder {source_dir}"
         )
     if options.tile_size is not None and options.tile_size < 32:
         raise UserInputError(f"tile_size {options.tile_size} is too small (at least 32)")
-    checks = {
-        "tile_overlap": 0 <= options.tile_overlap < 1,
-        "min_visible_fraction": 0 < options.min_visible_fraction <= 1,
-        "empty_tile_ratio": 0 <= options.empty_tile_ratio <= 1,
-        "val_fraction": 0 <= options.val_fraction < 1,
-        "color_rule": options.color_rule in COLOR_RULES,
-        "unlabeled_images": options.unlabeled_images in UNLABELED_RULES,
-    }
-    for name, ok in checks.items():
-        if not ok:
-            raise UserInputError(f"{name}={getattr(options, name)!r} is out of range")
+    values = {**asdict(options), "max_bad_fraction": max_bad_fraction}
+    for name in SETTING_RANGES:
+        problem = range_problem(name, values[name])
+        if problem:
+            raise UserInputError(f"{name}={problem}")
+    choices = {"color_rule": COLOR_RULES, "unlabeled_images": UNLABELED_RULES}
+    for name, allowed in choices.items():
+        if getattr(options, name) not in allowed:
+            raise UserInputError(f"{name}={getattr(options, name)!r} is not one of {sorted(allowed)}")
 
 
 def _check_unique_names(discovery: Discovery) -> None:
@@ -258,7 +261,7 @@ def build_dataset(
         mask_ignored=mask_ignored,
         jpeg_quality=jpeg_quality,
     )
-    _check_arguments(source_dir, out_dir, source_format, options)
+    _check_arguments(source_dir, out_dir, source_format, options, max_bad_fraction)
     discovery = FORMATS[source_format](source_dir)
     _check_unique_names(discovery)
     _prepare_output(out_dir)

@@ -50,13 +50,19 @@ def _truncated(data: bytes) -> bool:
     return False
 
 
+def to_8bit(levels: np.ndarray) -> np.ndarray:
+    """16-bit levels onto 8 bits over the full range (65535 -> 255), rounded: the one rule for
+    training data and served requests alike."""
+    return (levels.astype(np.float32) * (1 / 257)).round().astype(np.uint8)
+
+
 def _normalise(loaded: LoadedImage, image: np.ndarray, color_rule: str) -> np.ndarray | None:
     """8-bit BGR, or None after recording why the image cannot be used."""
     file = loaded.file
     found: list[tuple[str, str]] = []
     if image.dtype == np.uint16:
         found.append((quality.IMAGE_16BIT, "16-bit image"))
-        image = (image.astype(np.float32) * (1 / 257)).round().astype(np.uint8)
+        image = to_8bit(image)
     elif image.dtype != np.uint8:
         loaded.issues.append(
             quality.error(file, quality.IMAGE_UNSUPPORTED, f"pixel type {image.dtype} unsupported")

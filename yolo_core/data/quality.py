@@ -90,10 +90,14 @@ class QualityReport:
             return f"no images found under {self.source_dir} (format {self.source_format})"
         first = next((issue for issue in self.issues if issue.severity == ERROR), None)
         example = f"; first: {first.location()} {first.kind}" if first else ""
-        return (
-            f"{len(self.quarantined)} of {self.images_seen} images are bad ({self.bad_fraction:.1%} > "
-            f"max_bad_fraction {self.max_bad_fraction:.1%}){example}; see {report_path}"
-        )
+        bad = f"{len(self.quarantined)} of {self.images_seen} images are bad ({self._rule_broken()})"
+        return f"{bad}{example}; see {report_path}"
+
+    def _rule_broken(self) -> str:
+        """Which half of `passed` failed: a dataset needs a good image even when any share may be bad."""
+        if self.bad_fraction > self.max_bad_fraction:
+            return f"{self.bad_fraction:.1%} > max_bad_fraction {self.max_bad_fraction:.1%}"
+        return "no good image is left to build a dataset from"
 
     def to_dict(self) -> dict:
         return {

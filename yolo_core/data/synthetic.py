@@ -31,6 +31,7 @@ import numpy as np
 
 from yolo_core.data.pool import process_pool
 from yolo_core.data.visdrone_classes import CATEGORY_BY_NAME, IGNORED_REGION
+from yolo_core.errors import UserInputError
 
 DEFAULT_CLASSES = ("pedestrian", "car", "van", "truck", "bus", "motor")
 GRASS, PAVED, ROOF = 0, 1, 2
@@ -460,6 +461,26 @@ def _write_frame(index: int, out_dir: Path, seed: int, jpeg_quality: int, **scen
     (out_dir / "annotations" / f"{name}.txt").write_text("\n".join(rows) + "\n")
 
 
+def scene_size_problem(width: int, height: int, object_px: tuple[int, int]) -> str:
+    """Why these frame and object sizes cannot make a scene ("" when they can).
+
+    Callers prefix the flags or fields they came from, so the user learns which to change.
+    """
+    lo, hi = object_px
+    if width < 1 or height < 1:
+        return f"frame size {width}x{height} must be positive"
+    if lo < 2:
+        return f"the smallest object size {lo} px must be at least 2 px"
+    if lo > hi:
+        return f"the smallest object size {lo} px exceeds the largest {hi} px"
+    if hi * 2 > min(width, height):
+        return (
+            f"objects up to {hi} px need frames of at least {hi * 2} px on each side "
+            f"(got {width}x{height}); use bigger frames or smaller objects"
+        )
+    return ""
+
+
 def generate_scenes(
     out_dir: str | Path,
     n_frames: int,
@@ -487,9 +508,12 @@ def generate_scenes(
         raise ValueError(
             f"classes {unknown or classes} unknown; choose from {sorted(set(DESIGNS) - {'others'})}"
         )
+    if n_frames < 0:
+        raise UserInputError(f"n_frames={n_frames} must not be negative")
     lo, hi = object_px
-    if not 2 <= lo <= hi or hi * 2 > min(width, height):
-        raise ValueError(f"object_px={object_px} must satisfy 2 <= lo <= hi <= min(width, height) / 2")
+    problem = scene_size_problem(width, height, object_px)
+    if problem:
+        raise UserInputError(f"width={width}, height={height}, object_px={object_px}: {problem}")
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "annotations").mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from yolo_core.errors import UserInputError
+from yolo_core.errors import UserInputError, one_line
 from yolo_core.model_card import MODEL_CARD_FILE
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -26,7 +26,7 @@ def unpack_model_archive(archive: Path, target: Path) -> Path:
         with tarfile.open(archive) as tar:
             tar.extractall(target, filter="data")
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise UserInputError(f"{archive}: not a readable model archive ({exc})") from None
+        raise UserInputError(f"{archive}: not a readable model archive ({one_line(str(exc))})") from None
     return target
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+from yolo_core.infer.choices import BACKENDS, PRECISIONS
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -56,9 +57,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "fp16"
     return "bf16" if cpu_has_bf16_matrix_units() else "fp32"
-
-
-BACKENDS = ("auto", "torch", "onnx")
 
 
 def resolve_backend(backend: str, device: torch.device, precision: str) -> str:

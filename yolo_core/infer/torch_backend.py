@@ -26,8 +26,9 @@ def load_ultralytics_model(weights: Path) -> torch.nn.Module:
     try:
         model, _ = load_checkpoint(weights, device=torch.device("cpu"), fuse=False)
     except (TypeError, RuntimeError, EOFError, ValueError) as exc:
+        # Ultralytics' own message repeats the path and suggests downloading a model: not ours.
         raise UserInputError(
-            f"{weights}: not a loadable Ultralytics checkpoint ({exc})".splitlines()[0]
+            f"{weights}: not a loadable Ultralytics checkpoint ({type(exc).__name__})"
         ) from None
     return model
 

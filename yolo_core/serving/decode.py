@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from yolo_core.serving.errors import RequestError
+from yolo_core.data.images_io import to_8bit
+from yolo_core.serving.errors import RequestError, echo, shorten
 
 JSON_TYPE = "application/json"
 IMAGE_TYPES = (
@@ -64,7 +65,7 @@ def check_content_type(content_type: str | None) -> str:
         raise RequestError(415, f"Content-Type header is missing; use one of {', '.join(ACCEPTED_TYPES)}")
     if kind not in ACCEPTED_TYPES:
         raise RequestError(
-            415, f"Content-Type {kind!r} is not supported; use one of {', '.join(ACCEPTED_TYPES)}"
+            415, f"Content-Type {echo(kind)} is not supported; use one of {', '.join(ACCEPTED_TYPES)}"
         )
     return kind
 
@@ -94,8 +95,8 @@ def _split_json(body: bytes, limits: DecodeLimits) -> tuple[list[tuple[str, str]
     """`{"image": b64, ...options}`, `{"images": [b64, ...], ...options}` or `[b64, ...]`."""
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"JSON body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # ValueError covers JSONDecodeError, UnicodeDecodeError
+        raise RequestError(400, _json_problem(exc)) from None
     single = False
     if isinstance(document, list):
         images, option_fields = document, {}
@@ -125,6 +126,16 @@ def _split_json(body: bytes, limits: DecodeLimits) -> tuple[list[tuple[str, str]
     return list(zip(names, images, strict=True)), option_fields, single
 
 
+def _json_problem(exc: ValueError | RecursionError) -> str:
+    """Why `json.loads` refused a body, in the client's terms: no Python advice, nothing echoed."""
+    if isinstance(exc, RecursionError):
+        return "JSON body is nested too deeply to read"
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return f"JSON body is not valid JSON: {shorten(str(exc))}"
+    # e.g. an integer of over 4300 digits; the part after ";" tells a Python programmer what to do
+    return f"JSON body cannot be read: {shorten(str(exc).split(';')[0], 120)}"
+
+
 def _decode_base64(text: str, where: str) -> bytes:
     if text.startswith("data:") and "," in text:  # a data URI, as browsers produce
         text = text.split(",", 1)[1]
@@ -133,7 +144,7 @@ def _decode_base64(text: str, where: str) -> bytes:
     try:
         data = base64.b64decode(compact, altchars=alphabet, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise RequestError(400, f"{where}: not valid base64 ({exc})") from None
+        raise RequestError(400, f"{where}: not valid base64 ({shorten(str(exc))})") from None
     if not data:
         raise RequestError(400, f"{where}: empty image")
     return data
@@ -148,14 +159,16 @@ def _pil_open():
 
 def _open_lazily(data: bytes, where: str) -> Image.Image:
     """Read the header only: format and size, no pixels yet."""
+    formats = ", ".join(ALLOWED_FORMATS)
     try:
         return _pil_open()(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise RequestError(413, f"{where}: refused as a decompression bomb ({exc})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise RequestError(
-            400, f"{where}: not a readable image ({', '.join(ALLOWED_FORMATS)}): {exc}"
-        ) from None
+    except UnidentifiedImageError:  # its message shows Pillow's file object, meaningless to a client
+        message = f"{where}: not a readable image: not a recognised image format ({formats})"
+        raise RequestError(400, message) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise RequestError(400, f"{where}: not a readable image ({formats}): {shorten(str(exc))}") from None
 
 
 def _check_pixels(opened: list[tuple[str, Image.Image]], limits: DecodeLimits) -> None:
@@ -185,10 +198,24 @@ def _to_bgr(image: Image.Image, where: str) -> np.ndarray:
     """Decode the pixels; EXIF orientation applied, as `cv2.imread` does for training images."""
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
-        if image.mode == "L":
-            return cv2.cvtColor(np.asarray(image), cv2.COLOR_GRAY2BGR)
-        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        pixels = _pixels(ImageOps.exif_transpose(image))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise RequestError(400, f"{where}: corrupt or truncated image ({exc})") from None
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # ~30x faster than numpy's reversed-channel copy
+        raise RequestError(400, f"{where}: corrupt or truncated image ({shorten(str(exc))})") from None
+    code = cv2.COLOR_GRAY2BGR if pixels.ndim == 2 else cv2.COLOR_RGB2BGR
+    return cv2.cvtColor(pixels, code)  # ~30x faster than numpy's reversed-channel copy
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    """8-bit gray or RGB. Not `convert("RGB")` for 16-bit: it clips every level over 255 to white."""
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        return _scale_16bit(np.asarray(image))
+    if image.mode in ("L", "RGB"):
+        return np.asarray(image)
+    return np.asarray(image.convert("RGB"))
+
+
+def _scale_16bit(levels: np.ndarray) -> np.ndarray:
+    """Preprocessing's rule (`images_io._normalise`): x/257 rounded, the full 16-bit range onto 8 bits.
+
+    32-bit mode "I" is clipped to the 16-bit range first (a 16-bit PNG may open as "I")."""
+    return to_8bit(np.clip(levels, 0, 65535))

@@ -61,15 +61,23 @@ class ModelHolder:
             # all (~1 s on 2 busy cores) holding the GIL, stalling every request in flight. Frozen,
             # they are skipped. (No gc.collect() first: that would block /ping for as long.)
             gc.freeze()
+        except ValueError as exc:  # UserInputError among them: a bad model file or setting
+            log.error("loading the model failed: %s", _first_line(exc))
+            self._fail(_first_line(exc))
+            return
         except Exception as exc:  # noqa: BLE001 - reported through /ping and the process exit status
-            log.exception("loading the model failed")
-            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            if self._on_failure is not None:
-                self._on_failure(self.error)
+            log.exception("loading the model failed")  # unexpected: keep the traceback
+            self._fail(f"{type(exc).__name__}: {_first_line(exc)}")
             return
         self.predictor = predictor
         self._ready.set()
         log.info("model ready: %d classes", len(predictor.names))
+
+    def _fail(self, reason: str) -> None:
+        """Record why loading failed (for /ping and the exit status) and tell the server."""
+        self.error = reason
+        if self._on_failure is not None:
+            self._on_failure(reason)
 
     def _warm_up(self, predictor: PredictorLike) -> None:
         """Full batches of the expected frame size, so that allocation and kernel selection happen
@@ -105,3 +113,8 @@ class ModelHolder:
             **({} if options.iou is None else {"tile_iou": options.iou}),
         )
         return [detections.best(options.max_det) for detections in framed]  # max_det there is per tile
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -9,10 +9,11 @@ They may come from the JSON body, from `X-Conf`-style headers, or from SageMaker
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from yolo_core.serving.errors import RequestError
+from yolo_core.serving.errors import RequestError, echo, shorten
 
 CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 MIN_SLICE_SIZE = 64
@@ -61,9 +62,18 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def _spelling(raw: object) -> str:
+    """The value as the client wrote it (JSON `true`, `null`, not Python's `True`, `None`), short."""
+    if isinstance(raw, bool) or raw is None:
+        return json.dumps(raw)
+    if isinstance(raw, list | dict):
+        return "[...]" if isinstance(raw, list) else "{...}"
+    return echo(raw)
+
+
 def _convert(name: str, raw: object, where: str) -> object:
     spec = _RANGES[name]
-    problem = f"{where}: {name}={raw!r} is not {spec.describe()}"
+    problem = f"{where}: {name}={_spelling(raw)} is not {spec.describe()}"
     if spec.kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -75,7 +85,7 @@ def _convert(name: str, raw: object, where: str) -> object:
         raise RequestError(400, problem)
     try:
         number = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer past float's range
         raise RequestError(400, problem) from None
     if not spec.low <= number <= spec.high:
         raise RequestError(400, problem)
@@ -84,7 +94,7 @@ def _convert(name: str, raw: object, where: str) -> object:
             raise RequestError(400, problem)
         number = int(number)
         if name == "slice_size" and 0 < number < MIN_SLICE_SIZE:
-            message = f"{where}: slice_size={raw!r} must be 0 (no slicing) or >= {MIN_SLICE_SIZE}"
+            message = f"{where}: slice_size={_spelling(raw)} must be 0 (no slicing) or >= {MIN_SLICE_SIZE}"
             raise RequestError(400, message)
     return number
 
@@ -97,7 +107,7 @@ def parse_key_values(text: str, where: str) -> dict[str, str]:
             continue
         key, sep, value = item.partition("=")
         if not sep:
-            raise RequestError(400, f"{where}: {item.strip()!r} is not name=value")
+            raise RequestError(400, f"{where}: {echo(item.strip())} is not name=value")
         pairs[key.strip().lower().replace("-", "_")] = value.strip()
     return pairs
 
@@ -106,7 +116,7 @@ def _apply(options: InferenceOptions, values: Mapping[str, object], where: str) 
     unknown = sorted(set(values) - set(OPTION_NAMES))
     if unknown:
         raise RequestError(
-            400, f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_NAMES)}"
+            400, f"{where}: unknown option(s) {shorten(', '.join(unknown))}; known: {', '.join(OPTION_NAMES)}"
         )
     changes = {name: _convert(name, raw, where) for name, raw in values.items()}
     return dataclasses.replace(options, **changes)
