@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from yolo_core.data.synthetic import render_frame
-from yolo_core.infer.hardware import resolve_precision
+from yolo_core.infer.hardware import resolve_backend, resolve_precision
 from yolo_core.model_card import ModelCard
 
 START_TIMEOUT_S = 300
@@ -74,6 +74,7 @@ class Server:
         command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
         command += ["--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1], "--device", args.device]
         command += ["--precision", args.precision, "--max-batch-size", str(max_batch_size)]
+        command += ["--backend", args.backends]  # one of auto, torch, onnx: the server's engine
         command += ["--max-wait-ms", str(args.max_wait_ms), "--warmup-batches", "3"]
         command += ["--warmup-shape", f"{args.width}x{args.height}"]
         if args.server_threads:
@@ -195,13 +196,14 @@ def main() -> None:
     device = harness.device_from(args)
     args.device = str(device)
     precision = resolve_precision(args.precision, device)
+    backend = resolve_backend(args.backends, device, precision)
     weights, trained = harness.prepare_weights(args)
     model_dir = model_dir_for(weights, args.imgsz)
     frames = jpeg_frames(args.frames, args.width, args.height)
     machine = harness.describe_machine(device)
     print(f"machine: {machine}")
     kind = "trained" if trained else "random weights"
-    print(f"model: {weights.name} ({kind}), imgsz {args.imgsz}, {precision}")
+    print(f"model: {weights.name} ({kind}), imgsz {args.imgsz}, {precision}, backend {backend}")
     print(f"load: {args.clients} clients, {args.width}x{args.height} JPEG, {args.requests} requests per mode")
 
     off = measure(model_dir, frames, args, 1)
@@ -244,6 +246,7 @@ def main() -> None:
             "model": weights.name,
             "trained": trained,
             "precision": precision,
+            "backend": backend,
             "imgsz": args.imgsz,
             "frame": [args.width, args.height],
             "clients": args.clients,
