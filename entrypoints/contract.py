@@ -6,7 +6,6 @@ at /opt/ml or the environment. `SAGEMAKER_BASE_DIR` moves the tree for local run
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yolo_core.errors import UserInputError, one_line
+from yolo_core.jsonfile import read_json_object
 
 DEFAULT_BASE_DIR = Path("/opt/ml")
 
@@ -92,15 +92,7 @@ class ProcessingPaths:
 
 def read_json_file(path: Path, what: str) -> dict:
     """Read a contract JSON file; a missing file is an empty config, a broken one a user error."""
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{path}: {what} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise UserInputError(f"{path}: {what} must be a JSON object")
-    return data
+    return read_json_object(path, what) if path.exists() else {}
 
 
 def write_failure(failure_file: Path | None, reason: str) -> None:

@@ -10,7 +10,6 @@ Feature Store runtime (`PutRecord`), and batch analysis needs none.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from pipeline.artifacts import split_s3_uri
 from pipeline.config import EnvConfig
 from yolo_core.errors import UserInputError
+from yolo_core.jsonfile import read_json_object
 
 RECORD_ID, EVENT_TIME = "record_id", "event_time"
 IMAGE_FEATURES: tuple[tuple[str, str], ...] = (
@@ -51,14 +51,7 @@ class OfflineStoreWrite:
 
 
 def _load_baseline(path: Path) -> dict[str, Any]:
-    try:
-        baseline = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise UserInputError(f"{path}: cannot read the baseline ({exc.strerror})") from None
-    except ValueError as exc:  # not UTF-8 text, or not JSON
-        raise UserInputError(f"{path}: cannot read the baseline: not JSON text ({exc})") from None
-    if not isinstance(baseline, dict):
-        raise UserInputError(f"{path}: the baseline must be a JSON object (not a preprocess baseline)")
+    baseline = read_json_object(path, "baseline")
     if not isinstance(baseline.get("per_image"), list):
         raise UserInputError(f"{path}: field 'per_image' is missing (not a preprocess baseline)")
     return baseline

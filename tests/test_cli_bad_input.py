@@ -193,7 +193,7 @@ def test_local_checks_the_input_before_any_mlflow_run(guarded_subprocess_env, tm
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ("5", "expected a JSON object"),
+        ("5", "must be a JSON object, got int"),
         ("{", "not valid JSON"),
         ('{"class_names": ["car"], "imgsz": "big"}', "field 'imgsz' must be a positive integer"),
         ('{"class_names": ["car"], "imgsz": true}', "field 'imgsz'"),

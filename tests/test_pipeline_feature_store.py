@@ -82,5 +82,5 @@ def test_bad_baseline_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"baseline.json: field 'per_image' is missing"):
         write_feature_files(bad, DATASET_HASH, tmp_path / "out")
     bad.write_text("{not json")
-    with pytest.raises(UserInputError, match="cannot read the baseline"):
+    with pytest.raises(UserInputError, match="the baseline is not valid JSON"):
         write_feature_files(bad, DATASET_HASH, tmp_path / "out")

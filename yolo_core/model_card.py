@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from yolo_core.errors import UserInputError
+from yolo_core.jsonfile import read_json_object
 
 MODEL_CARD_FILE = "model.json"
 WEIGHTS_FILE = "best.pt"
@@ -69,14 +70,7 @@ class ModelCard:
         path = Path(model_dir) / MODEL_CARD_FILE
         if not path.exists():
             raise UserInputError(f"{path}: model.json is missing from the model folder")
-        try:
-            raw = json.loads(path.read_text())
-        except OSError as exc:
-            raise UserInputError(f"{path}: cannot read the model card ({exc.strerror})") from None
-        except ValueError as exc:  # not UTF-8 text, or not JSON
-            raise UserInputError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise UserInputError(f"{path}: expected a JSON object of fields, got {type(raw).__name__}")
+        raw = read_json_object(path, "model card")
         missing = {"class_names", "imgsz"} - set(raw)
         if missing:
             raise UserInputError(f"{path}: missing field(s) {', '.join(sorted(missing))}")
