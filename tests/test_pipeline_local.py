@@ -164,11 +164,11 @@ def test_gate_not_met_ends_in_the_fail_step_and_registers_nothing(
 ) -> None:
     lines: list[str] = []
     settings = _settings(work_dir, guarded_subprocess_env, lines)
-    settings.parameters = {**settings.parameters, gate.threshold_param: 1.01}
+    settings.parameters = {**settings.parameters, gate.threshold_param: 1.0}  # the highest allowed
     result = run_local(settings)
     assert result.status == "Failed" and result.registered is None
     value = result.metrics[gate.metric]
-    assert result.failure == f"{gate.label} {value} is below the minimum 1.01 ({gate.threshold_param})"
+    assert result.failure == f"{gate.label} {value} is below the minimum 1.0 ({gate.threshold_param})"
     fail_step = gate.threshold_param.removeprefix("Min") + "TooLow"
     assert result.record(fail_step).status == "failed"
     assert d.REGISTER not in {r.step for r in result.records}
