@@ -24,7 +24,6 @@ from entrypoints.contract import ProcessingPaths, base_dir, run_main
 from yolo_core.cli_args import Parser, number, writable_folder, zero_or_at_least
 from yolo_core.data.ranges import SETTING_RANGES
 from yolo_core.errors import UserInputError
-from yolo_core.failure_message import failure_message_file
 from yolo_core.runtime import configure_offline
 
 OUTPUT_FLAGS = ("--output-dataset", "--output-report", "--output-baseline")
@@ -204,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)  # before the runtime set-up, so --help answers at once
     _check_synthetic(parser, args)
     configure_offline()
-    run_main(lambda: run(args), failure_file=failure_message_file(base_dir(), args.message_file))
+    # The default lies in the contract tree; write_failure writes there only where that tree exists.
+    run_main(lambda: run(args), failure_file=args.message_file or base_dir() / "output" / "message")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints.contract import write_failure
 from yolo_core.data.quality import IMAGE_ZERO_BYTES, QualityReport, error
 from yolo_core.errors import UserInputError
-from yolo_core.failure_message import failure_message_file
 from yolo_core.model_card import ModelCard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,9 +128,12 @@ def test_preprocess_on_a_laptop_writes_no_message_under_opt_ml(guarded_subproces
 
 
 def test_failure_message_file_only_inside_the_contract_tree(tmp_path: Path) -> None:
-    assert failure_message_file(tmp_path / "missing") is None
-    assert failure_message_file(tmp_path) == tmp_path / "output" / "message"
-    assert failure_message_file(tmp_path / "missing", tmp_path / "m") == tmp_path / "m"
+    write_failure(tmp_path / "missing" / "output" / "message", "first\nsecond")
+    assert not (tmp_path / "missing").exists()
+    write_failure(tmp_path / "output" / "message", "first\nsecond")
+    assert (tmp_path / "output" / "message").read_text() == "first second\n"
+    write_failure(tmp_path / "m", "asked for")
+    assert (tmp_path / "m").read_text() == "asked for\n"
 
 
 @pytest.mark.parametrize(
