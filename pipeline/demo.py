@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from pipeline.config import EnvConfig
     from pipeline.local_runner import LocalRunSettings
 
-_IMPORTED_AT = time.time()  # the fallback start of the clock when psutil is missing
 DEMO_CLASSES = ("pedestrian", "car", "bus")
 DEMO_HYPERPARAMETERS = {
     "batch": "8",
@@ -217,10 +216,8 @@ def demo_arguments(argv: list[str]) -> argparse.Namespace:
 
 def _seconds_since_start() -> float:
     """The whole command's time, slow imports included (the user's clock started at the prompt)."""
-    try:
-        import psutil
-    except ImportError:
-        return time.time() - _IMPORTED_AT
+    import psutil  # a dependency (Ultralytics' too)
+
     return time.time() - psutil.Process().create_time()
 
 
