@@ -11,7 +11,6 @@ from typing import Protocol
 
 import numpy as np
 
-from yolo_core.errors import one_line
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.sliced import predict_sliced
 from yolo_core.serving.options import InferenceOptions
@@ -63,12 +62,12 @@ class ModelHolder:
             # they are skipped. (No gc.collect() first: that would block /ping for as long.)
             gc.freeze()
         except ValueError as exc:  # UserInputError among them: a bad model file or setting
-            log.error("loading the model failed: %s", _reason(exc))
-            self._fail(_reason(exc))
+            log.error("loading the model failed: %s", _first_line(exc))
+            self._fail(_first_line(exc))
             return
         except Exception as exc:  # noqa: BLE001 - reported through /ping and the process exit status
             log.exception("loading the model failed")  # unexpected: keep the traceback
-            self._fail(f"{type(exc).__name__}: {_reason(exc)}")
+            self._fail(f"{type(exc).__name__}: {_first_line(exc)}")
             return
         self.predictor = predictor
         self._ready.set()
@@ -116,5 +115,6 @@ class ModelHolder:
         return [detections.best(options.max_det) for detections in framed]  # max_det there is per tile
 
 
-def _reason(exc: BaseException) -> str:
-    return one_line(str(exc)) or type(exc).__name__
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
