@@ -4,7 +4,8 @@ Inputs (each overridable by a flag): the model artifact under /opt/ml/processing
 (`model.tar.gz`, a folder holding it, or a model folder) and the dataset under
 /opt/ml/processing/input/dataset (with data.yaml). Output: evaluation.json, pr_curve.png and
 confusion_matrix.png in /opt/ml/processing/output/evaluation/. Exit 0, or 1 with a one-line
-reason on stderr and in /opt/ml/output/message (the job's ExitMessage).
+reason on stderr and in /opt/ml/output/message (the job's ExitMessage), also when our mAP and
+pycocotools' disagree by more than 0.01 (evaluation.json is written first, with both figures).
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="0: the model card's image size; else >= 32",
     )
-    add("--conf", type=number(float, 0, 1), default=0.001, help="confidence threshold")
+    add(
+        "--conf",
+        type=number(float, 0, 1),
+        default=0.001,
+        help="lowest confidence kept, for mAP; precision and recall are at the server's default conf",
+    )
     add("--iou", type=number(float, 0, 1), default=0.7, help="NMS IoU threshold")
     add("--max-det", type=number(int, 1), default=300, help="detections kept per image")
     add("--device", default="auto", help=DEVICE_HELP)

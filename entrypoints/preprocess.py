@@ -202,9 +202,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)  # before the runtime set-up, so --help answers at once
     _check_synthetic(parser, args)
-    configure_offline()
+
+    def offline_run() -> int:
+        configure_offline()  # inside run_main: a refused cache folder is a one-line error
+        return run(args)
+
     # The default lies in the contract tree; write_failure writes there only where that tree exists.
-    run_main(lambda: run(args), failure_file=args.message_file or base_dir() / "output" / "message")
+    run_main(offline_run, failure_file=args.message_file or base_dir() / "output" / "message")
 
 
 if __name__ == "__main__":

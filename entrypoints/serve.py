@@ -5,7 +5,9 @@ Reads the contract (model in /opt/ml/model, or under `SAGEMAKER_BASE_DIR`; port 
 to an environment variable, since SageMaker configures containers through the environment),
 then runs the app under uvicorn. SIGTERM: uvicorn stops accepting connections, lets in-flight
 requests finish (up to `--graceful-timeout-s`, under SageMaker's 30 s before SIGKILL), drains the
-batcher and the capture writer, and the process exits 0.
+batcher and the capture writer, and the process exits 0. `--port 0` takes a free port from the
+system; `--port-file` names a file that receives the bound port once the server listens (how tests
+and scripts find it, without picking a port first and racing for it).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add("--model-dir", str(base_dir() / "model"), type=Path, help="best.pt + model.json")
     add("--host", "0.0.0.0")
-    add("--port", "8080", env="SAGEMAKER_BIND_TO_PORT", type=number(int, 1, 65535))
+    add("--port", "8080", env="SAGEMAKER_BIND_TO_PORT", type=number(int, 0, 65535), help="0: any free port")
+    add("--port-file", None, type=Path, help="written with the bound port once listening")
     add("--device", "auto", help=DEVICE_HELP)
     add("--precision", "auto", type=choice(PRECISIONS), choices=PRECISIONS, help=PRECISION_HELP)
     add(
@@ -91,10 +94,24 @@ def _parser() -> argparse.ArgumentParser:
     add("--max-batch-size", "8", type=AT_LEAST_ONE, help="1: no batching")
     add("--max-wait-ms", "5", type=NON_NEGATIVE, help="how long a batch waits to fill")
     add("--max-queued-images", "512", type=AT_LEAST_ONE, help="beyond this, 503 busy")
-    add("--request-timeout-s", "55", type=POSITIVE)
+    add("--request-timeout-s", "55", type=POSITIVE, help="past it: 503, and the work stops between batches")
+    add(
+        "--max-request-tiles",
+        "512",
+        type=AT_LEAST_ONE,
+        help="model inputs (images, or tiles when slicing) per request; over it: 413",
+    )
+    add("--body-timeout-s", "20", type=POSITIVE, help="to receive a request body; slower: 408")
+    add(
+        "--stuck-after-s",
+        "120",
+        type=POSITIVE,
+        help="a batch running longer turns /ping unhealthy; above --request-timeout-s",
+    )
     add("--max-body-mb", "32", type=POSITIVE)
     add("--max-megapixels", "64", type=POSITIVE, help="per image")
     add("--max-request-megapixels", "256", type=POSITIVE)
+    add("--max-megapixels-in-flight", "512", type=POSITIVE, help="decoded at once, all requests together")
     add("--max-images", "16", type=AT_LEAST_ONE, help="per request")
     add(
         "--default-options",
@@ -103,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--capture-dir", None, type=Path, help="data capture folder; unset: no capture")
     add("--capture-percentage", "100", type=number(float, 0, 100), help="share of requests captured")
+    add("--capture-queue-mb", "64", type=POSITIVE, help="captures waiting for the disk; beyond: dropped")
     add("--warmup-batches", "1", type=number(int, 0))
     add(
         "--warmup-shape",
@@ -126,6 +144,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"argument --max-queued-images: {parsed.max_queued_images} is below --max-images "
             f"{parsed.max_images}: a full request could never be queued"
+        )
+    if parsed.max_megapixels_in_flight < parsed.max_request_megapixels:
+        parser.error(
+            f"argument --max-megapixels-in-flight: {parsed.max_megapixels_in_flight:g} is below "
+            f"--max-request-megapixels {parsed.max_request_megapixels:g}: a full request could never "
+            "be decoded"
+        )
+    if parsed.stuck_after_s <= parsed.request_timeout_s:
+        parser.error(
+            f"argument --stuck-after-s: {parsed.stuck_after_s:g} is not above --request-timeout-s "
+            f"{parsed.request_timeout_s:g}: a request working within its limit would look stuck"
         )
     return parsed
 
@@ -163,6 +192,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from yolo_core.infer.predictor import Predictor
     from yolo_core.serving.app import ServerSettings, create_app
+    from yolo_core.serving.listening import PortReportingServer
 
     settings = ServerSettings(
         limits=limits,
@@ -171,8 +201,13 @@ def serve(args: argparse.Namespace) -> int:
         max_wait_ms=args.max_wait_ms,
         max_queued_images=args.max_queued_images,
         request_timeout_s=args.request_timeout_s,
+        max_request_tiles=args.max_request_tiles,
+        max_pixels_in_flight=int(args.max_megapixels_in_flight * 1e6),
+        body_timeout_s=args.body_timeout_s,
+        stuck_after_s=args.stuck_after_s,
         capture_dir=args.capture_dir,
         capture_percentage=args.capture_percentage,
+        capture_max_queued_bytes=int(args.capture_queue_mb * 1024 * 1024),
         warmup_batches=args.warmup_batches,
         warmup_shape=args.warmup_shape,
     )
@@ -209,7 +244,7 @@ def serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=75,  # longer than a client's idle pool, so connections are reused
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = PortReportingServer(config, args.port_file)
     # uvicorn re-raises the captured SIGTERM once it has drained; a no-op handler turns that into a
     # normal return, so a drained shutdown exits 0 rather than "killed by signal".
     signal.signal(signal.SIGTERM, lambda signum, frame: None)

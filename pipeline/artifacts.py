@@ -1,7 +1,9 @@
 """Where the local runner keeps step outputs: a folder, or an S3 prefix (real S3 or moto).
 
 Each step's outputs live under `<root>/<step>/<cache key>/<output>/`, next to a `_SUCCESS.json`
-manifest written last, so a half-written step is never mistaken for a cached one.
+manifest written last, so a half-written step is never mistaken for a cached one. An object key
+that would land outside the local folder (`..`, an absolute path) is refused before anything of
+that prefix is downloaded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from yolo_core.errors import UserInputError
+from yolo_core.safe_paths import join_inside
 
 MANIFEST = "_SUCCESS.json"
 
@@ -85,16 +88,20 @@ def iter_s3_objects(client: Any, uri: str) -> Iterator[dict[str, Any]]:
 
 
 def download_s3_prefix(client: Any, uri: str, local: Path) -> Path:
+    """Every object under the prefix into `local`, at its key's place; bad keys fail before any copy."""
     bucket, prefix = split_s3_uri(uri)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
-    found = False
-    for item in iter_s3_objects(client, uri):
-        found = True
-        target = local / item["Key"][len(prefix) :]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        client.download_file(bucket, item["Key"], str(target))
-    if not found:
+    keys = [item["Key"] for item in iter_s3_objects(client, uri)]
+    if not keys:
         raise UserInputError(f"{uri}: no objects under this S3 prefix")
+    targets = {
+        key: join_inside(local, key[len(prefix) :], f"s3://{bucket}/{key}: object key")
+        for key in keys
+        if not key.endswith("/")  # a zero-byte "folder" made by the console holds nothing
+    }
+    for key, target in targets.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, key, str(target))
     return local
 
 

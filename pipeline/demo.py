@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,16 +25,18 @@ from typing import TYPE_CHECKING
 
 from entrypoints.preprocess import _size as frame_size_argument
 from pipeline import dag as d
-from pipeline.local_aws import free_port, use_moto
+from pipeline.local_aws import use_moto
 from yolo_core.cli_args import Parser, number
 from yolo_core.errors import UserInputError
-from yolo_core.processes import stop_process
+from yolo_core.processes import stop_process, wait_for_announced_port, wait_until_answers
 
 if TYPE_CHECKING:
     from pipeline.config import EnvConfig
     from pipeline.local_runner import LocalRunSettings
 
 DEMO_CLASSES = ("pedestrian", "car", "bus")
+# uvicorn's start-up line: the port the kernel picked for `--port 0`.
+SERVER_PORT_ANNOUNCEMENT = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 DEMO_HYPERPARAMETERS = {
     "batch": "8",
     "nbs": "8",
@@ -124,30 +127,15 @@ def _post_json(url: str, body: bytes, headers: dict[str, str]) -> dict:
         return json.loads(response.read())
 
 
-def _wait_for_ping(url: str, server: subprocess.Popen, timeout_s: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the serving process exited with {server.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
-
-
 def serve_and_query(model_dir: Path, frame: Path, log_file: Path, conf: float) -> dict:
-    """Start the serving entrypoint on a free loopback port, send one frame, stop the server."""
-    port = free_port()
+    """Start the serving entrypoint on a loopback port it picks, send one frame, stop the server."""
     command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--port", "0"]
     with log_file.open("w") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
         try:
-            _wait_for_ping(f"http://127.0.0.1:{port}/ping", server)
+            port = wait_for_announced_port(log_file, SERVER_PORT_ANNOUNCEMENT, server, timeout_s=180)
+            wait_until_answers(f"http://127.0.0.1:{port}/ping", server, timeout_s=180)
             _say(f"serving on http://127.0.0.1:{port} (/ping: 200); sending {frame.name} (X-Conf {conf:g})")
             headers = {"Content-Type": "image/jpeg", "X-Conf": str(conf)}
             return _post_json(f"http://127.0.0.1:{port}/invocations", frame.read_bytes(), headers)

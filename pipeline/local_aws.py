@@ -7,18 +7,18 @@ client reaches it through `AWS_ENDPOINT_URL`. Its state lives in memory and ends
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from yolo_core.processes import stop_process
+from yolo_core.processes import stop_process, wait_for_announced_port, wait_until_answers
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -27,10 +27,8 @@ FAKE_CREDENTIALS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Werkzeug's start-up line names the port the kernel picked for `-p 0`.
+_ANNOUNCED_PORT = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 
 
 def _moto_command() -> list[str]:
@@ -56,25 +54,26 @@ class MotoServer:
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": region}
 
     def start(self, timeout_s: float = 30.0) -> MotoServer:
-        self.port = self.port or free_port()
-        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(
-            [*_moto_command(), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **FAKE_CREDENTIALS},
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.process.returncode} before it answered")
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"moto_server did not answer on {self.endpoint} within {timeout_s:.0f} s")
+        """Binds port 0 (or the port given) and learns the port from the server's own log."""
+        if self.log_file is None:
+            self.log_file = Path(tempfile.mkdtemp(prefix="moto-")) / "moto_server.log"
+        start_of_this_run = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [*_moto_command(), "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **FAKE_CREDENTIALS, "PYTHONUNBUFFERED": "1"},
+            )
+        try:
+            self.port = wait_for_announced_port(
+                self.log_file, _ANNOUNCED_PORT, self.process, timeout_s, since=start_of_this_run
+            )
+            wait_until_answers(f"{self.endpoint}/moto-api/", self.process, timeout_s)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def reset(self) -> None:
         """Forget every resource (between tests)."""

@@ -1,7 +1,9 @@
 """MLflow for a local pipeline run: one parent run, one child run per step.
 
 The training entrypoint opens its own MLflow run (it must, to survive spot restarts); the runner
-adopts it as the Train child afterwards by setting `mlflow.parentRunId` on it.
+adopts it as the Train child afterwards by setting `mlflow.parentRunId` on it. Every param and tag
+value passes through `redact_uri` on its way in (`_flat`), so a tracking URI's credentials are
+used to connect but never recorded.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yolo_core.redact import redact_uri, redact_values
 from yolo_core.retry import TRACKING, call_with_retry
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -25,11 +28,12 @@ def ui_command(tracking_uri: str) -> str:
     """The command to browse the runs; the `mlflow` of this Python's environment, which is on the
     PATH only when that venv is activated."""
     beside = Path(sys.executable).parent / "mlflow"
-    return f"{beside if beside.is_file() else 'mlflow'} ui --backend-store-uri {tracking_uri}"
+    return f"{beside if beside.is_file() else 'mlflow'} ui --backend-store-uri {redact_uri(tracking_uri)}"
 
 
 def _flat(values: dict[str, Any]) -> dict[str, str]:
-    return {key: str(value)[:5000] for key, value in values.items()}
+    """Values as MLflow stores them: strings, cut to its size limit, credentials redacted."""
+    return {key: str(value)[:5000] for key, value in redact_values(values).items()}
 
 
 @dataclass

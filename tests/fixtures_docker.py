@@ -22,14 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from yolo_core.processes import stop_process
+from yolo_core.processes import stop_process, wait_for_announced_port, wait_until_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_DOCKER_ENV = "DRONE_YOLO_REQUIRE_DOCKER"
@@ -168,25 +167,20 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEn
         engine.stop_daemon()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+# The registry's start-up line (at log level info) names the port the kernel picked for port 0.
+REGISTRY_PORT = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 REGISTRY_CONFIG = """\
 version: 0.1
 log:
-  level: warn
+  level: info
 storage:
   filesystem:
     rootdirectory: {root}
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:{port}
+  addr: 127.0.0.1:0
 """
 
 
@@ -200,24 +194,19 @@ def local_registry(docker_engine: DockerEngine) -> Iterator[str]:
     if not shutil.which("docker-registry"):
         _unavailable("docker-registry is not installed (apt-get install docker-registry)")
     with tempfile.TemporaryDirectory(prefix="drone-yolo-registry-") as tmp:
-        port = _free_port()
         config = Path(tmp) / "config.yml"
-        config.write_text(REGISTRY_CONFIG.format(root=Path(tmp) / "storage", port=port))
+        config.write_text(REGISTRY_CONFIG.format(root=Path(tmp) / "storage"))
         log = Path(tmp) / "registry.log"
         process = subprocess.Popen(
             ["docker-registry", "serve", str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT
         )
-        address = f"127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://{address}/v2/", timeout=2).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"docker-registry did not start:\n{_tail(log)}")
-                    time.sleep(0.2)
+            try:
+                port = wait_for_announced_port(log, REGISTRY_PORT, process, timeout_s=30)
+                address = f"127.0.0.1:{port}"
+                wait_until_answers(f"http://{address}/v2/", process, timeout_s=30)
+            except RuntimeError as exc:
+                pytest.fail(f"docker-registry did not start ({exc}):\n{_tail(log)}")
             yield address
         finally:
             process.terminate()

@@ -67,3 +67,32 @@ def test_broken_coco_json_is_a_user_error(tmp_path):
     (source / "annotations" / "x.json").write_text("{not json")
     with pytest.raises(UserInputError, match="x.json"):
         build_dataset(source, tmp_path / "out", "coco", progress=False)
+
+
+@pytest.mark.parametrize(
+    "escaping", ["../secret.png", "images/../../secret.png", "/tmp/secret.png", "..\\secret.png"]
+)
+def test_file_names_that_climb_out_are_reported_never_read(tmp_path, escaping):
+    source = tmp_path / "coco"
+    write_image(source / "images" / "a.png")
+    write_image(tmp_path / "secret.png")  # what `../secret.png` would reach from images/ or the top
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 200, "height": 100},
+            {"id": 2, "file_name": escaping, "width": 200, "height": 100},
+        ],
+        "annotations": [{"id": 9, "image_id": 2, "category_id": 3, "bbox": [10, 10, 10, 10]}],
+        "categories": [{"id": 3, "name": "car"}],
+    }
+    write_json(source / "annotations" / "instances.json", coco)
+    out = tmp_path / "dataset"
+    result = build_dataset(source, out, "coco", val_fraction=0.0, progress=False)
+
+    assert sorted(p.name for p in (out / "images" / "train").iterdir()) == ["a.png"]
+    report = read_report(out)
+    assert report["images_seen"] == 1
+    (finding,) = [i for i in report["issues"] if i["kind"] == "image_path_outside_source"]
+    assert finding["file"] == "annotations/instances.json" and finding["field"] == "images[1]"
+    assert repr(escaping) in finding["message"] and finding["severity"] == "error"
+    assert not [i for i in report["issues"] if i["kind"] == "label_without_image"]  # one finding, not two
+    assert result.names == {0: "car"}

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 from yolo_core.errors import UserInputError
-from yolo_core.evaluation.coco_check import coco_map
+from yolo_core.evaluation import evaluate as evaluate_module
+from yolo_core.evaluation.coco_check import CrossCheckFailed, coco_map, cross_check, cross_check_failure
 from yolo_core.evaluation.evaluate import EvaluationSettings, evaluate_model
 from yolo_core.evaluation.ground_truth import GroundTruth, label_file_for, read_labels
-from yolo_core.evaluation.metrics import MetricsAccumulator, match_detections
+from yolo_core.evaluation.metrics import MetricsAccumulator, match_detections, precision_recall
 from yolo_core.infer.detections import Detections
+from yolo_core.serving.options import InferenceOptions
+from yolo_core.weights import sha256_of
 
 NAMES = {0: "car", 1: "bus"}
 
@@ -99,11 +102,20 @@ def test_evaluating_the_trained_model_writes_a_property_file_report(
     for name in ("map50", "map50_95", "precision", "recall"):
         assert 0.0 <= on_disk["metrics"][name]["value"] <= 1.0
     assert on_disk["metrics"]["map50"]["value"] > 0.3  # the fixture model learned
-    check = on_disk["coco_cross_check"]
-    assert check["map50_difference"] <= 0.01 and check["map50_95_difference"] <= 0.01
+    check = on_disk["coco_check"]
+    assert check["passed"] and check["tolerance"] == 0.01
+    assert check["map50"]["difference"] <= 0.01 and check["map50_95"]["difference"] <= 0.01
+    assert check["map50_95"]["ours"] == on_disk["metrics"]["map50_95"]["value"]
+    serving_conf = InferenceOptions().conf  # what the server answers with when a client sets none
+    assert on_disk["settings"]["serving_conf"] == serving_conf
+    assert on_disk["metrics"]["precision"]["conf"] == on_disk["metrics"]["recall"]["conf"] == serving_conf
+    at_max_f1 = on_disk["metrics"]["precision_at_max_f1"]
+    assert 0.0 <= at_max_f1["value"] <= 1.0 and 0.0 < at_max_f1["conf"] < 1.0
+    assert on_disk["metrics"]["recall_at_max_f1"]["conf"] == at_max_f1["conf"]
     assert set(on_disk["per_class"]) <= set(
         json.loads((trained_model_dir / "model.json").read_text())["class_names"]
     )
+    assert on_disk["model"]["weights_sha256"] == sha256_of(trained_model_dir / "best.pt")  # verified
     assert (tmp_path / "pr_curve.png").exists() and (tmp_path / "confusion_matrix.png").exists()
 
 
@@ -113,3 +125,90 @@ def test_dataset_with_other_classes_is_rejected(trained_model_dir, tmp_path):
     (tmp_path / "data.yaml").write_text("train: images/val\nval: images/val\nnames: {0: cat}\n")
     with pytest.raises(UserInputError, match="1 classes, but the model has"):
         evaluate_model(trained_model_dir, tmp_path, tmp_path / "out", EvaluationSettings(device="cpu"))
+
+
+def _box(x: float) -> list[float]:
+    return [x, 0.0, x + 20.0, 20.0]
+
+
+def test_precision_and_recall_are_at_the_serving_conf_and_at_max_f1_beside_them():
+    """Four cars. Three found with high scores, then, above the serving conf (0.25), three false
+    alarms and the fourth car; below it one more false alarm. At the serving conf the server
+    returns 7 boxes, 4 right: precision 4/7, recall 4/4. The best F1 is on the plateau between
+    0.93 and 0.35, where 3 of 4 cars are found and nearly nothing else: recall 3/4."""
+    truth = GroundTruth(np.array([_box(0), _box(100), _box(200), _box(300)], np.float32), np.zeros(4))
+    scored = [(0, 0.95), (100, 0.94), (200, 0.93), (500, 0.35), (600, 0.32), (300, 0.30), (700, 0.27)]
+    scored.append((800, 0.10))
+    dets = Detections(np.array([_box(x) for x, _ in scored]), np.array([s for _, s in scored]), np.zeros(8))
+    accumulator = MetricsAccumulator({0: "car"}, serving_conf=0.25)
+    accumulator.add(dets, truth)
+    ours = accumulator.finish()
+    assert ours["serving_conf"] == 0.25
+    assert ours["precision"] == pytest.approx(4 / 7) and ours["recall"] == pytest.approx(1.0)
+    assert 0.35 < ours["max_f1_conf"] < 0.93
+    assert ours["recall_at_max_f1"] == pytest.approx(0.75)
+    assert ours["precision_at_max_f1"] > 0.9  # Ultralytics interpolates it between 1 (0.93) and 3/4 (0.35)
+    assert ours["per_class"]["car"]["precision"] == pytest.approx(4 / 7)
+    assert ours["per_class"]["car"]["recall_at_max_f1"] == pytest.approx(0.75)
+
+
+def test_precision_and_recall_are_counted_per_class():
+    hits = np.array([True, False, True, False])
+    pred_cls, target_cls = np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2])
+    precision, recall = precision_recall(hits, pred_cls, target_cls, np.array([0, 1, 2]))
+    assert precision.tolist() == [0.5, 0.5, 0.0]  # class 2: no detection, precision 0 as in Ultralytics
+    assert recall.tolist() == [0.5, 1.0, 0.0]
+
+
+def test_served_detections_given_apart_are_what_precision_and_recall_count():
+    """Sliced inference: what the server returns may differ from the low-conf pass (merged boxes)."""
+    truth = GroundTruth(np.array([_box(0), _box(100)], np.float32), np.zeros(2))
+    dets = Detections(np.array([_box(0), _box(100)]), np.array([0.9, 0.8]), np.zeros(2))
+    served = Detections(np.array([[0, 0, 120, 20]]), np.array([0.9]), np.zeros(1))  # one merged box
+    accumulator = MetricsAccumulator({0: "car"}, serving_conf=0.25)
+    accumulator.add(dets, truth, served)
+    ours = accumulator.finish()
+    assert ours["map50"] == pytest.approx(1.0, abs=0.01)
+    assert ours["precision"] == 0.0 and ours["recall"] == 0.0
+
+
+def test_evaluation_conf_above_the_serving_conf_is_refused():
+    with pytest.raises(UserInputError, match=r"conf=0.5 is above the serving conf 0.25"):
+        EvaluationSettings(conf=0.5, serving_conf=0.25)
+
+
+def _shifted(truths: list[GroundTruth], pixels: float) -> list[GroundTruth]:
+    """The same objects, misplaced: fed to one evaluator only, it must make the two disagree."""
+    return [GroundTruth(t.boxes + pixels, t.class_ids) for t in truths]
+
+
+def test_cross_check_fails_with_both_figures_when_the_evaluators_disagree():
+    preds, truths = _noisy_predictions(0)
+    accumulator = MetricsAccumulator(NAMES)
+    for dets, truth in zip(preds, truths, strict=True):
+        accumulator.add(dets, truth)
+    ours = accumulator.finish()
+    assert cross_check_failure(cross_check(ours, coco_map(preds, truths, NAMES))) is None
+    record = cross_check(ours, coco_map(preds, _shifted(truths, 8), NAMES))
+    assert not record["passed"] and record["map50_95"]["difference"] > 0.01
+    reason = cross_check_failure(record)
+    assert "\n" not in reason and "0.01 tolerance" in reason
+    assert (
+        f"ours {record['map50_95']['ours']:.4f} vs pycocotools {record['map50_95']['pycocotools']:.4f}"
+        in reason
+    )
+
+
+def test_evaluation_fails_after_writing_the_report_when_pycocotools_disagrees(
+    trained_model_dir, synthetic_dataset, tmp_path, monkeypatch
+):
+    real_coco_map = evaluate_module.coco_map
+    monkeypatch.setattr(
+        evaluate_module,
+        "coco_map",
+        lambda preds, truths, names, max_det: real_coco_map(preds, _shifted(truths, 8), names, max_det),
+    )
+    with pytest.raises(CrossCheckFailed, match=r"COCO cross-check failed: .*mAP50-95 ours .* vs pycocotools"):
+        evaluate_model(trained_model_dir, synthetic_dataset, tmp_path, EvaluationSettings(device="cpu"))
+    check = json.loads((tmp_path / "evaluation.json").read_text())["coco_check"]
+    assert not check["passed"] and check["map50_95"]["difference"] > 0.01

@@ -43,7 +43,7 @@ def processing_inputs(base: Path, dataset: Path) -> Path:
 def assert_report(folder: Path) -> dict:
     report = json.loads((folder / "evaluation.json").read_text())
     assert report["metrics"]["map50"]["value"] > 0.3
-    assert report["coco_cross_check"]["map50_difference"] <= 0.01
+    assert report["coco_check"]["passed"] and report["coco_check"]["map50_95"]["difference"] <= 0.01
     assert (folder / "pr_curve.png").exists() and (folder / "confusion_matrix.png").exists()
     return report
 
@@ -114,3 +114,31 @@ def test_bad_inputs_exit_1_with_a_one_line_reason(
     assert len(lines) == 1 and lines[0].startswith("error: ") and reason in lines[0], result.stderr[-2000:]
     assert reason in (tmp_path / "output" / "message").read_text()
     assert not (tmp_path / "processing" / "output" / "evaluation" / "evaluation.json").exists()
+
+
+def test_a_cross_check_disagreement_exits_1_naming_both_figures(
+    trained_model_dir, synthetic_dataset, tmp_path, monkeypatch, capsys
+):
+    """In-process, so that pycocotools can be fed misplaced ground truth: the real comparison
+    then finds the disagreement, and the entry point must fail the step with it."""
+    from entrypoints.evaluate import main
+    from yolo_core.evaluation import evaluate as evaluate_module
+    from yolo_core.evaluation.ground_truth import GroundTruth
+
+    real_coco_map = evaluate_module.coco_map
+
+    def misplaced(preds, truths, names, max_det):
+        return real_coco_map(preds, [GroundTruth(t.boxes + 8, t.class_ids) for t in truths], names, max_det)
+
+    monkeypatch.setattr(evaluate_module, "coco_map", misplaced)
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path))
+    inputs = processing_inputs(tmp_path, synthetic_dataset)
+    make_tarball(trained_model_dir, inputs / "model" / "model.tar.gz")
+    with pytest.raises(SystemExit) as exited:
+        main(["--device", "cpu"])
+    assert exited.value.code == 1
+    stderr = capsys.readouterr().err
+    reason = stderr.strip().splitlines()[-1]
+    assert "Traceback" not in stderr and reason.startswith("error: COCO cross-check failed: "), stderr[-2000:]
+    assert "mAP50-95 ours" in reason and "vs pycocotools" in reason and "0.01 tolerance" in reason
+    assert (tmp_path / "output" / "message").read_text().strip() == reason.removeprefix("error: ")

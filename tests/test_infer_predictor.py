@@ -26,6 +26,19 @@ def matched_fraction(a: Detections, b: Detections) -> float:
     return float(match_detections(a.select(order), GroundTruth(b.boxes, b.class_ids))[:, 0].mean())
 
 
+# Two engines (or two resamplings) move scores a little: a box right at the threshold may be on one
+# side only. So each side's confident boxes are looked for among all of the other side's boxes
+# above a much lower threshold, never counts compared at one threshold.
+CONFIDENT, LOW = 0.35, 0.1
+
+
+def agree_both_ways(a: Detections, b: Detections, required: float = 0.98) -> bool:
+    return (
+        matched_fraction(a.select(a.scores >= CONFIDENT), b) >= required
+        and matched_fraction(b.select(b.scores >= CONFIDENT), a) >= required
+    )
+
+
 @pytest.fixture(scope="module")
 def predictor(trained_model_dir: Path) -> Predictor:
     return Predictor.from_model_dir(
@@ -60,36 +73,34 @@ def test_boxes_are_in_source_pixels_for_a_batch_of_mixed_sizes(predictor, val_im
     are sized so that the scene reaches the network at about its trained scale. Confident boxes
     on one side are looked for among all boxes on the other, so scores near the threshold that
     move a little with resampling do not count."""
-    confident, low = 0.35, 0.1
     image = val_images[0]
-    alone = predictor.predict([image], conf=low)[0]
-    assert (alone.scores >= confident).sum() >= 2, "the trained model should find objects"
+    alone = predictor.predict([image], conf=LOW)[0]
+    assert (alone.scores >= CONFIDENT).sum() >= 2, "the trained model should find objects"
     placements = [(1.0, (320, 320), (0, 0)), (2.0, (640, 704), (50, 0)), (1.25, (440, 400), (0, 30))]
     frames = [_embed(image, s, hw, off) for s, hw, off in placements]
-    batched = predictor.predict(frames, conf=low)
+    batched = predictor.predict(frames, conf=LOW)
     for (scale, _, (x, y)), dets in zip(placements, batched, strict=True):
         expected = _moved(alone, scale, x, y)
-        assert matched_fraction(dets.select(dets.scores >= confident), expected) >= 0.8
-        assert matched_fraction(expected.select(expected.scores >= confident), dets) >= 0.8
+        assert agree_both_ways(dets, expected, required=0.8)
 
 
 def test_results_do_not_depend_on_batch_size(trained_model_dir, val_images):
     one = Predictor.from_model_dir(trained_model_dir, device="cpu", precision="fp32", batch_size=1)
     many = Predictor.from_model_dir(trained_model_dir, device="cpu", precision="fp32", batch_size=8)
-    for a, b in zip(one.predict(val_images), many.predict(val_images), strict=True):
-        assert len(a) == len(b)
-        assert np.allclose(a.boxes, b.boxes, atol=0.5) and np.allclose(a.scores, b.scores, atol=1e-3)
+    for a, b in zip(one.predict(val_images, conf=LOW), many.predict(val_images, conf=LOW), strict=True):
+        assert (a.scores >= CONFIDENT).sum() > 0
+        assert agree_both_ways(a, b, required=1.0)
 
 
 def test_output_types_and_names(predictor, val_images):
     assert predictor.names[0] == "pedestrian" and predictor.precision == "fp32"
-    (dets,) = predictor.predict(val_images[:1], conf=0.5, max_det=2)
+    (dets,) = predictor.predict(val_images[:1], conf=CONFIDENT, max_det=2)
     assert (
         dets.boxes.dtype == np.float32
         and dets.scores.dtype == np.float32
         and dets.class_ids.dtype == np.int64
     )
-    assert len(dets) <= 2 and (dets.scores > 0.5).all()
+    assert len(dets) == 2 and (dets.scores >= CONFIDENT).all()  # the scene has more than two objects
     assert predictor.predict([]) == []
 
 
@@ -101,8 +112,9 @@ def test_onnx_backend_gives_the_same_boxes(trained_model_dir, tmp_path, val_imag
     assert onnx.backend == "onnx" and onnx.precision == "fp32"
     assert sorted(p.name for p in model_dir.iterdir()) == ["best.pt", "model.json"]  # left as it was
     frames = [val_images[0], cv2.resize(val_images[1], (480, 270))]
-    for a, b in zip(onnx.predict(frames), predictor.predict(frames), strict=True):
-        assert matched_fraction(a, b) >= 0.98 and matched_fraction(b, a) >= 0.98
+    for a, b in zip(onnx.predict(frames, conf=LOW), predictor.predict(frames, conf=LOW), strict=True):
+        assert (b.scores >= CONFIDENT).sum() > 0
+        assert agree_both_ways(a, b)
 
 
 def test_device_letterbox_places_pixels_as_opencv_does():
@@ -135,12 +147,15 @@ def test_device_letterbox_gives_the_same_detections(trained_model_dir, val_image
     )
     assert on_device.letterbox_on_device and not predictor.letterbox_on_device
     frames = [val_images[0], cv2.resize(val_images[1], (480, 270)), cv2.resize(val_images[2], (700, 700))]
-    for a, b in zip(on_device.predict(frames), predictor.predict(frames), strict=True):
-        assert len(b) > 0 and matched_fraction(a, b) >= 0.98 and matched_fraction(b, a) >= 0.98
+    for a, b in zip(on_device.predict(frames, conf=LOW), predictor.predict(frames, conf=LOW), strict=True):
+        assert (b.scores >= CONFIDENT).sum() > 0
+        assert agree_both_ways(a, b)
     big = cv2.resize(np.concatenate(val_images[:2], axis=1), (1000, 480))
-    sliced = [predict_sliced(p, [big], slice_size=320, full_frame=True)[0] for p in (on_device, predictor)]
-    assert len(sliced[1]) > 0
-    assert matched_fraction(sliced[0], sliced[1]) >= 0.98 and matched_fraction(sliced[1], sliced[0]) >= 0.98
+    sliced = [
+        predict_sliced(p, [big], slice_size=320, full_frame=True, conf=LOW)[0] for p in (on_device, predictor)
+    ]
+    assert (sliced[1].scores >= CONFIDENT).sum() > 0
+    assert agree_both_ways(*sliced)
     with pytest.raises(ValueError, match="torch backend"):
         Predictor.from_model_dir(trained_model_dir, device="cpu", backend="onnx", letterbox="device")
 

@@ -10,6 +10,9 @@ import pytest
 from yolo_core.data.synthetic import render_frame
 from yolo_core.evaluation.ground_truth import GroundTruth
 from yolo_core.evaluation.metrics import match_detections
+from yolo_core.infer import merge
+from yolo_core.infer.deadline import Deadline, DeadlineExceeded
+from yolo_core.infer.detections import Detections
 from yolo_core.infer.predictor import Predictor
 from yolo_core.infer.sliced import predict_sliced
 
@@ -62,3 +65,60 @@ def test_batching_tiles_across_frames_gives_the_same_result_as_frame_by_frame(tr
         assert len(alone) == len(joint) > 0
         assert np.allclose(np.sort(alone.scores), np.sort(joint.scores), atol=1e-3)
     assert predict_sliced(predictor, []) == []
+
+
+class _CountingPredictor:
+    """Stands in for the model: counts forward passes, and leaves the caller after `leave_after`."""
+
+    batch_size = 2
+
+    def __init__(self, deadline: Deadline, leave_after: int) -> None:
+        self.deadline, self.leave_after, self.passes = deadline, leave_after, 0
+
+    def source(self, image):
+        return image
+
+    def predict(self, crops, conf, iou, max_det):
+        self.passes += 1
+        if self.passes == self.leave_after:
+            self.deadline.abandoned.set()  # e.g. the request timed out during this pass
+        return [Detections.empty() for _ in crops]
+
+
+def test_sliced_inference_stops_between_batches_once_past_its_deadline():
+    frame = np.zeros((512, 512, 3), np.uint8)  # 128 px tiles, no overlap: 16 tiles, 8 passes of 2
+    deadline = Deadline.after(3600)
+    stand_in = _CountingPredictor(deadline, leave_after=3)
+    with pytest.raises(DeadlineExceeded):
+        predict_sliced(stand_in, [frame], slice_size=128, overlap=0.0, deadline=deadline)
+    assert stand_in.passes == 3  # of 8: no pass started after the deadline
+    finished = _CountingPredictor(Deadline.after(3600), leave_after=0)
+    assert (
+        len(predict_sliced(finished, [frame], slice_size=128, overlap=0.0, deadline=finished.deadline)) == 1
+    )
+    assert finished.passes == 8
+
+
+def test_predictor_checks_its_deadline_before_each_batch(tmp_path: Path):
+    from test_serve_contract import build_random_model  # an untrained yolo11n: built in seconds
+
+    predictor = Predictor.from_model_dir(
+        build_random_model(tmp_path), device="cpu", precision="fp32", batch_size=2
+    )
+    gone = Deadline.after(3600)
+    gone.abandoned.set()
+    with pytest.raises(DeadlineExceeded):
+        predictor.predict([np.zeros((64, 64, 3), np.uint8)] * 3, deadline=gone)
+    assert len(predictor.predict([np.zeros((64, 64, 3), np.uint8)] * 3, deadline=Deadline.after(3600))) == 3
+
+
+def test_the_cross_tile_merge_keeps_only_the_best_candidates_when_there_are_too_many(monkeypatch):
+    corners = np.stack([np.arange(50) * 20, np.zeros(50)], axis=1)
+    boxes = np.concatenate([corners, corners + 8], axis=1).astype(np.float32)  # 12 px apart: none merge
+    scores = np.random.default_rng(0).permutation(50).astype(np.float32) / 50
+    dets = Detections(boxes, scores, np.zeros(50, np.int64))
+    assert len(merge.merge_detections(dets, "greedy_nmm", 0.5)) == 50
+    monkeypatch.setattr(merge, "MAX_MERGE_CANDIDATES", 10)
+    for method in merge.MERGE_METHODS:
+        kept = merge.merge_detections(dets, method, 0.5)
+        assert sorted(kept.scores.tolist()) == sorted(np.sort(dets.scores)[-10:].tolist())

@@ -69,7 +69,7 @@ def test_train_val_predict_of_a_tiny_model_stays_offline(tmp_path: Path) -> None
         verbose=False,
     )
     metrics = model.val(data=str(dataset.data_yaml), imgsz=64, batch=4, device="cpu", plots=False)
-    assert metrics.box.map50 >= 0.0
+    assert 0.0 <= metrics.box.map50 <= 1.0  # a number came back: validation ran to the end
     images = sorted((dataset.data_yaml.parent / "images").rglob("*.jpg"))
     results = model.predict([str(p) for p in images[:2]], imgsz=64, device="cpu", verbose=False)
     assert len(results) == 2

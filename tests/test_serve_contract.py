@@ -10,11 +10,11 @@ is how the options tests see that the options reached the model.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,8 +33,11 @@ import uvicorn
 from PIL import Image
 from test_serve_units import png_bomb
 
+from yolo_core.infer.detections import Detections
 from yolo_core.model_card import ModelCard
 from yolo_core.serving.app import ServerSettings, create_app
+from yolo_core.serving.decode import DecodeLimits
+from yolo_core.serving.listening import bound_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASS_NAMES = ["car", "person"]
@@ -77,41 +80,59 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def wait_until(condition, what: str, timeout_s: float = START_TIMEOUT_S):
+    """Poll `condition()` (a marker the code under test sets) until it is truthy; return it."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what}: not seen within {timeout_s} s"
+        time.sleep(0.01)
+    return value
 
 
 class ServerProcess:
-    """`python -m entrypoints.serve` on a free loopback port, its output in a log file."""
+    """`python -m entrypoints.serve` on a loopback port the system picks (`--port 0`); the server
+    writes the port it bound to `--port-file`, so no port is guessed before it is taken."""
 
     def __init__(self, model_dir: Path, env: dict[str, str], log_file: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = log_file
+        self.port_file = log_file.with_name(log_file.stem + ".port")
         command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
         # One torch thread: the test client shares the two cores, and OpenMP threads that wait
         # for a busy core slow inference down several times.
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--threads", "1", *args]
+        command += ["--host", "127.0.0.1", "--port", "0", "--port-file", str(self.port_file)]
+        command += ["--threads", "1", *args]
         with open(log_file, "wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+
+            def written() -> bool:
+                if self.process.poll() is not None:
+                    pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
+                return self.port_file.exists()
+
+            wait_until(written, "the server's port file")
+            self._port = int(self.port_file.read_text())
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
 
     def ping_until_ready(self) -> list[int]:
-        """Every /ping status seen until 200 (connection refused before the port opens)."""
+        """Every /ping status seen until 200, from the moment the server listens."""
         statuses: list[int] = []
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                status = httpx.get(f"{self.url}/ping", timeout=2).status_code  # contract: /ping within 2 s
-            except httpx.ConnectError:
-                time.sleep(0.02)
-                continue
+            status = httpx.get(f"{self.url}/ping", timeout=2).status_code  # contract: /ping within 2 s
             statuses.append(status)
             if status == 200:
                 return statuses
@@ -246,6 +267,26 @@ BAD_REQUESTS = {
         400,
         "unknown option(s) confidence",
     ),
+    "slicing over the cost cap": (  # 31 x 31 tiles of a 2000 px frame: refused before decoding
+        dict(
+            body=png(2000, 2000),
+            content_type="image/png",
+            headers={"X-Slice-Size": "128", "X-Slice-Overlap": "0.5"},
+        ),
+        413,
+        "needs 961 model inputs (tiles of slice_size=128, slice_overlap=0.5 over 1 image(s)), over the limit "
+        "of 512 per request (max_request_tiles)",
+    ),
+    "slices too small": (
+        dict(body=jpeg(), headers={"X-Slice-Size": "64"}),
+        400,
+        "slice_size='64' must be 0 (no slicing) or >= 128",
+    ),
+    "slices overlapping too much": (
+        dict(body=jpeg(), headers={"X-Slice-Size": "640", "X-Slice-Overlap": "0.9"}),
+        400,
+        "X-Slice-Overlap header: slice_overlap='0.9' is not a number from 0 to 0.5",
+    ),
 }
 
 
@@ -342,20 +383,24 @@ def test_ping_is_503_while_loading_and_sigterm_drains_in_flight_requests(
     try:
         statuses = server.ping_until_ready()
         assert statuses[0] == 503 and statuses[-1] == 200, statuses
-        slow = {}
-        # 20 tiles of 160 px, each run at 320 px: long enough (~1 s) to be caught in flight.
-        request = threading.Thread(
-            target=lambda: slow.update(response=server.post(jpeg(640, 480), headers={"X-Slice-Size": "160"}))
-        )
-        request.start()
-        deadline = time.monotonic() + 30
-        while server.metrics()["in_flight"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.metrics()["in_flight"] == 1
+        # In flight for as long as the test wants: the body arrives in two parts, SIGTERM between.
+        body = jpeg(640, 480)
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        connection.putrequest("POST", "/invocations")
+        for name, value in (
+            ("Content-Type", "image/jpeg"),
+            ("Content-Length", len(body)),
+            ("X-Slice-Size", 160),
+        ):
+            connection.putheader(name, str(value))
+        connection.endheaders(body[:1000])
+        wait_until(lambda: server.metrics()["in_flight"] == 1, "the request in flight")
         server.process.send_signal(signal.SIGTERM)
-        request.join(60)
-        assert slow["response"].status_code == 200, slow["response"].text
-        assert_image_result(slow["response"].json(), 640, 480)
+        connection.send(body[1000:])
+        response = connection.getresponse()
+        answer = response.read()
+        assert response.status == 200, answer
+        assert_image_result(json.loads(answer), 640, 480)
         assert server.process.wait(40) == 0, server.log()
         assert "Traceback" not in server.log()
     finally:
@@ -367,7 +412,7 @@ def test_missing_model_exits_1_with_the_reason(guarded_subprocess_env: dict[str,
     empty = tmp_path / "model"
     empty.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(empty), "--port", str(free_port())],
+        [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(empty), "--port", "0"],
         cwd=ROOT,
         env=guarded_subprocess_env,
         capture_output=True,
@@ -383,16 +428,16 @@ def test_missing_model_exits_1_with_the_reason(guarded_subprocess_env: dict[str,
 
 @contextmanager
 def served_in_thread(app) -> Iterator[str]:
-    """The app under uvicorn in this process (a thread), on a loopback port, once /ping is 200."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    """The app under uvicorn in this process (a thread), on a loopback port the system picks, once
+    /ping is 200."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.config.port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not server.started or httpx.get(f"{url}/ping", timeout=2).status_code != 200:
-            assert time.monotonic() < deadline and thread.is_alive(), "model not ready"
-            time.sleep(0.05)
+        wait_until(lambda: server.started or not thread.is_alive(), "uvicorn started")
+        assert thread.is_alive(), "uvicorn stopped at start-up"
+        url = f"http://127.0.0.1:{bound_port(server)}"
+        wait_until(lambda: httpx.get(f"{url}/ping", timeout=2).status_code == 200, "model ready")
         yield url
     finally:
         server.should_exit = True  # drains, as on SIGTERM
@@ -405,18 +450,151 @@ def loader(model_dir: Path):
     return lambda: Predictor.from_model_dir(model_dir, batch_size=4)
 
 
-def test_a_request_over_its_time_limit_gets_503_and_the_server_goes_on(model_dir: Path):
-    app = create_app(ServerSettings(request_timeout_s=0.2), loader(model_dir))
+class BlockingPredictor:
+    """A stand-in model whose forward pass (one image or tile each) waits until the test releases
+    it: "slow" is a fact of the test, not of the machine's speed. It counts its passes."""
+
+    names = {0: "car"}
+    imgsz = 64
+    batch_size = 1
+
+    def __init__(self, released: bool = False) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if released:
+            self.release.set()
+        self.passes = 0
+
+    def predict(self, images, **kwargs):
+        self.passes += 1
+        self.entered.set()
+        assert self.release.wait(START_TIMEOUT_S), "the test never released the stand-in model"
+        return [Detections.empty() for _ in images]
+
+    def source(self, image):
+        return image
+
+
+def test_a_request_over_its_time_limit_gets_503_and_the_server_goes_on():
+    stand_in = BlockingPredictor()
+    app = create_app(ServerSettings(request_timeout_s=0.2, warmup_batches=0), lambda: stand_in)
     with served_in_thread(app) as url:
-        slow = httpx.post(
-            f"{url}/invocations",
-            content=jpeg(640, 480),
-            headers={"Content-Type": "image/jpeg", "X-Slice-Size": "160"},
-            timeout=60,
-        )
-        assert slow.status_code == 503, slow.text
-        assert "did not finish within 0.2 s" in slow.json()["error"]
-        assert httpx.get(f"{url}/ping", timeout=2).status_code == 200
+        try:
+            slow = httpx.post(
+                f"{url}/invocations", content=jpeg(64, 48), headers={"Content-Type": "image/jpeg"}, timeout=60
+            )
+            assert stand_in.entered.is_set()
+            assert slow.status_code == 503, slow.text
+            assert "did not finish within 0.2 s" in slow.json()["error"]
+            assert httpx.get(f"{url}/ping", timeout=2).status_code == 200
+        finally:
+            stand_in.release.set()
+        # The server goes on: the abandoned pass ends and nothing is left in flight (a 200 for a
+        # later request is the next test's, with a limit no busy machine comes near).
+        wait_until(lambda: metrics_of(url)["worker_busy_s"] == 0, "the abandoned pass to end")
+        assert httpx.get(f"{url}/ping", timeout=10).status_code == 200
+
+
+def post_jpeg(url: str, body: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/invocations", content=body, headers={"Content-Type": "image/jpeg", **headers}, timeout=120
+    )
+
+
+def metrics_of(url: str) -> dict:
+    return httpx.get(f"{url}/metrics", timeout=10).json()
+
+
+def in_background(work) -> tuple[threading.Thread, dict]:
+    """Run `work()` in a thread; its result lands in the dict under "result"."""
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=work()), daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_an_expensive_request_past_its_deadline_stops_between_passes_and_the_server_goes_on():
+    stand_in = BlockingPredictor()
+    # The limit only has to outlast the normal request's queueing and one stand-in pass: 30 s is
+    # far beyond that on any machine; the expensive request is held past it by the stand-in.
+    app = create_app(ServerSettings(request_timeout_s=30, warmup_batches=0), lambda: stand_in)
+    with served_in_thread(app) as url:
+        try:
+            # 16 tiles of 128 px, one per pass; the first pass is held until the test releases it.
+            expensive = post_jpeg(url, jpeg(512, 512), **{"X-Slice-Size": "128", "X-Slice-Overlap": "0"})
+            assert expensive.status_code == 503, expensive.text
+            assert "did not finish within 30 s" in expensive.json()["error"]
+            thread, normal = in_background(lambda: post_jpeg(url, jpeg(64, 48)))
+            wait_until(lambda: metrics_of(url)["queued_images"] == 1, "the normal request queued")
+        finally:
+            stand_in.release.set()
+        thread.join(START_TIMEOUT_S)
+        assert normal["result"].status_code == 200, normal["result"].text
+        assert stand_in.passes == 2  # one of the expensive request's 16, then the normal request's
+        assert metrics_of(url)["stopped_at_deadline"] == 1
+
+
+def test_ping_turns_unhealthy_while_the_worker_is_stuck_and_recovers():
+    stand_in = BlockingPredictor()
+    app = create_app(ServerSettings(stuck_after_s=0.2, warmup_batches=0), lambda: stand_in)
+    with served_in_thread(app) as url:
+        thread, stuck = in_background(lambda: post_jpeg(url, jpeg(64, 48)))
+        try:
+            assert stand_in.entered.wait(START_TIMEOUT_S)
+            ping = wait_until(
+                lambda: (r := httpx.get(f"{url}/ping", timeout=2)).status_code != 200 and r,
+                "an unhealthy /ping",
+            )
+            assert ping.status_code == 503 and "inference worker stuck" in ping.json()["error"], ping.text
+            assert "stuck_after_s=0.2" in ping.json()["error"]
+        finally:
+            stand_in.release.set()  # what a replaced instance never gets; here, the teardown
+        thread.join(START_TIMEOUT_S)
+        assert stuck["result"].status_code == 200, stuck["result"].text
+        wait_until(lambda: httpx.get(f"{url}/ping", timeout=2).status_code == 200, "a healthy /ping again")
+
+
+def test_a_client_that_stalls_its_body_gets_408_and_the_server_goes_on():
+    app = create_app(
+        ServerSettings(body_timeout_s=0.2, warmup_batches=0), lambda: BlockingPredictor(released=True)
+    )
+    with served_in_thread(app) as url:
+        connection = http.client.HTTPConnection("127.0.0.1", httpx.URL(url).port, timeout=60)
+        connection.putrequest("POST", "/invocations")
+        connection.putheader("Content-Type", "image/jpeg")
+        connection.putheader("Content-Length", "100000")
+        connection.endheaders(b"\xff\xd8" * 50)  # and then nothing more
+        response = connection.getresponse()
+        error = json.loads(response.read())
+        connection.close()
+        assert response.status == 408 and "request body not received within 0.2 s" in error["error"], error
+        after = post_jpeg(url, jpeg(64, 48))
+        assert after.status_code == 200, after.text
+        assert metrics_of(url)["errors"] == {"408": 1}
+
+
+def test_decoding_waits_for_the_servers_pixel_budget():
+    stand_in = BlockingPredictor()
+    frame = 64 * 48  # pixels of one request: the budget holds exactly one
+    limits = DecodeLimits(max_request_pixels=frame)
+    app = create_app(
+        ServerSettings(limits=limits, max_pixels_in_flight=frame, warmup_batches=0), lambda: stand_in
+    )
+    with served_in_thread(app) as url:
+        requests = [in_background(lambda seed=seed: post_jpeg(url, jpeg(64, 48, seed))) for seed in range(2)]
+        try:
+            assert stand_in.entered.wait(START_TIMEOUT_S)
+            waiting = wait_until(
+                lambda: (m := metrics_of(url))["requests_waiting_for_pixels"] == 1 and m, "a request waiting"
+            )
+            assert waiting["pixels_in_flight"] == frame and waiting["queued_images"] == 0  # not decoded yet
+        finally:
+            stand_in.release.set()
+        for thread, outcome in requests:
+            thread.join(START_TIMEOUT_S)
+            assert outcome["result"].status_code == 200, outcome["result"].text
+            assert outcome["result"].headers["X-Batch-Requests"] == "1"  # never decoded together
+        assert metrics_of(url)["pixels_in_flight"] == 0
 
 
 def box_iou(a: list[float], b: list[float]) -> float:

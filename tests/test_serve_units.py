@@ -20,9 +20,13 @@ import pytest
 from PIL import Image
 
 from yolo_core.data.images_io import load_image
+from yolo_core.infer.deadline import Deadline, DeadlineExceeded
+from yolo_core.infer.slicing import tile_grid
 from yolo_core.serving.batcher import MicroBatcher
+from yolo_core.serving.budget import PixelBudget
 from yolo_core.serving.capture import CapturedExchange, DataCapture
-from yolo_core.serving.decode import DecodeLimits, decode_body
+from yolo_core.serving.cost import check_cost, model_inputs
+from yolo_core.serving.decode import DecodeLimits, decode_body, open_body
 from yolo_core.serving.errors import RequestError
 from yolo_core.serving.options import InferenceOptions, parse_default_options, parse_options
 
@@ -71,7 +75,12 @@ def test_options_sources_and_precedence():
         ({"x-conf": "abc"}, None, "X-Conf header: conf='abc'"),
         ({"x-iou": "1.5"}, None, "X-Iou header: iou='1.5'"),
         ({}, {"max_det": 2.5}, "JSON body: max_det=2.5"),
-        ({}, {"slice_size": 10}, "must be 0 (no slicing) or >= 64"),
+        ({}, {"slice_size": 64}, "slice_size=64 must be 0 (no slicing) or >= 128"),
+        (
+            {"x-slice-overlap": "0.9"},
+            None,
+            "X-Slice-Overlap header: slice_overlap='0.9' is not a number from 0 to 0.5",
+        ),
         ({}, {"full_frame": "maybe"}, "full_frame='maybe' is not true or false"),
         ({}, {"conf": True}, "conf=true is not a number"),
         ({}, {"conf": None}, "conf=null is not a number"),
@@ -100,6 +109,63 @@ def test_echoed_client_values_are_cut_short():
             parse_options(InferenceOptions(), headers, body)
         assert caught.value.status == 400
         assert len(caught.value.message) < 300 and "..." in caught.value.message
+
+
+# --- cost ------------------------------------------------------------------------------------
+
+
+def test_a_request_over_the_tile_cap_is_a_413_naming_the_cap_and_its_cost():
+    options = InferenceOptions(slice_size=128, slice_overlap=0.5)
+    with pytest.raises(RequestError) as caught:
+        check_cost([(2000, 2000)], options, limit=512)
+    assert caught.value.status == 413
+    message = caught.value.message
+    assert "961 model inputs" in message and "limit of 512" in message and "max_request_tiles" in message
+    assert check_cost([(2000, 2000)], options, limit=961) == 961
+
+
+@pytest.mark.parametrize("full_frame", [False, True])
+@pytest.mark.parametrize(("width", "height"), [(100, 90), (640, 480), (3840, 2160), (7000, 300)])
+def test_cost_counts_the_tiles_sliced_inference_will_cut(width: int, height: int, full_frame: bool):
+    options = InferenceOptions(slice_size=256, slice_overlap=0.25, full_frame=full_frame)
+    tiles = len(tile_grid(height, width, 256, 0.25))
+    expected = tiles + (full_frame and tiles > 1)
+    assert model_inputs([(width, height)] * 2, options) == 2 * expected
+    assert model_inputs([(width, height)] * 2, InferenceOptions()) == 2  # no slicing: one per image
+
+
+def test_image_sizes_are_known_from_headers_before_decoding():
+    opened = open_body("image/png", png_bomb(3000, 2000), DecodeLimits())
+    assert opened.sizes == [(3000, 2000)] and opened.pixels == 6_000_000
+
+
+# --- the server-wide pixel budget --------------------------------------------------------------
+
+
+def test_pixel_budget_makes_requests_wait_in_arrival_order_and_forgets_those_that_left():
+    async def scenario():
+        budget = PixelBudget(100)
+        await budget.acquire(60)
+        big = asyncio.ensure_future(budget.acquire(60))
+        small = asyncio.ensure_future(budget.acquire(10))  # would fit, but arrived after `big`
+        await until(lambda: budget.waiting == 2)
+        assert not big.done() and not small.done() and budget.in_use == 60
+        budget.release(60)
+        await asyncio.gather(big, small)
+        assert budget.in_use == 70
+        gone = asyncio.ensure_future(budget.acquire(50))
+        await until(lambda: budget.waiting == 1)
+        gone.cancel()  # as a request past its time limit
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert budget.waiting == 0 and budget.in_use == 70
+        async with budget.hold(30):
+            assert budget.in_use == 100
+        assert budget.in_use == 70
+        with pytest.raises(ValueError, match="can never fit"):
+            await budget.acquire(101)
+
+    asyncio.run(scenario())
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -233,9 +299,8 @@ def test_decompression_bomb_is_refused_from_the_header():
 def shapes_in_order(calls: list) -> callable:
     """A batch function that records its batches and answers each image with its height."""
 
-    def run(images, key):
+    def run(images, key, deadline):
         calls.append((len(images), key))
-        time.sleep(0.05)
         return [image.shape[0] for image in images]
 
     return run
@@ -243,6 +308,17 @@ def shapes_in_order(calls: list) -> callable:
 
 def image(height: int) -> np.ndarray:
     return np.zeros((height, 1, 3), np.uint8)
+
+
+RELEASE_TIMEOUT_S = 30  # only a broken test waits this long: the stand-ins are released by events
+
+
+async def until(condition, timeout_s: float = RELEASE_TIMEOUT_S) -> None:
+    """Yield to the event loop until `condition()` holds (a marker the code sets), or fail."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0)
 
 
 def test_batcher_groups_concurrent_requests_by_options():
@@ -272,7 +348,7 @@ def test_batcher_groups_concurrent_requests_by_options():
 def test_batcher_off_runs_one_request_per_pass_and_survives_a_failure():
     calls: list = []
 
-    def run(images, key):
+    def run(images, key, deadline):
         calls.append(len(images))
         if key == "boom":
             raise RuntimeError("model exploded")
@@ -294,22 +370,23 @@ def test_batcher_off_runs_one_request_per_pass_and_survives_a_failure():
 
 def test_batcher_skips_timed_out_requests_drains_on_stop_and_bounds_its_queue():
     calls: list = []
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
-    def run(images, key):
+    def run(images, key, deadline):
         calls.append(key)
-        release.wait(5)
+        entered.set()
+        assert release.wait(RELEASE_TIMEOUT_S)
         return [0] * len(images)
 
     async def scenario():
         batcher = MicroBatcher(run, max_batch_size=1, max_wait_s=0.0, max_queued_images=2)
         batcher.start()
         first = asyncio.ensure_future(batcher.submit([image(1)], "first"))
-        await asyncio.sleep(0.05)  # "first" is running, blocked on `release`
+        assert await asyncio.to_thread(entered.wait, RELEASE_TIMEOUT_S)  # "first" is running, blocked
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(batcher.submit([image(1)], "abandoned"), 0.05)
         queued = asyncio.ensure_future(batcher.submit([image(1)], "queued"))
-        await asyncio.sleep(0.01)
+        await until(lambda: batcher.queued_images == 1)
         with pytest.raises(RequestError) as busy:
             await batcher.submit([image(1), image(1)], "too much")
         release.set()
@@ -322,6 +399,51 @@ def test_batcher_skips_timed_out_requests_drains_on_stop_and_bounds_its_queue():
     assert busy.status == 503 and "busy" in busy.message
     assert [r.outputs for r in done] == [[0], [0]]
     assert calls == ["first", "queued"]  # the abandoned request never reached the model
+
+
+def test_a_batch_is_abandoned_when_its_request_leaves_and_stops_at_the_deadline():
+    entered, release = threading.Event(), threading.Event()
+    seen: list[Deadline] = []
+
+    def run(images, key, deadline):
+        seen.append(deadline)
+        entered.set()
+        assert release.wait(RELEASE_TIMEOUT_S)
+        deadline.check()  # between forward passes, as the model does
+        return [0] * len(images)
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch_size=1, max_wait_s=0.0, max_queued_images=8)
+        batcher.start()
+        far = Deadline.after(3600)  # the request leaves long before its limit
+        waiting = asyncio.ensure_future(batcher.submit([image(1)], "a", far))
+        assert await asyncio.to_thread(entered.wait, RELEASE_TIMEOUT_S)
+        assert not seen[0].expired()
+        waiting.cancel()  # what the request timeout does
+        await until(seen[0].expired)  # nobody waits for the batch any more
+        release.set()
+        await until(lambda: batcher.stats.stopped_at_deadline == 1)
+        assert batcher.running_for() == 0
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_deadline_exceeded_reaches_the_waiting_request():
+    def run(images, key, deadline):
+        deadline.check()
+        return [0] * len(images)
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch_size=1, max_wait_s=0.0, max_queued_images=8)
+        batcher.start()
+        with pytest.raises(DeadlineExceeded, match="did not finish within 0 s"):
+            await batcher.submit([image(1)], "a", Deadline.after(0))
+        assert (await batcher.submit([image(1)], "a")).outputs == [0]  # no deadline: runs
+        await batcher.stop()
+        return batcher.stats
+
+    assert asyncio.run(scenario()).stopped_at_deadline == 1
 
 
 # --- data capture ----------------------------------------------------------------------------
@@ -355,6 +477,19 @@ def test_capture_sampling_zero_writes_nothing(tmp_path: Path):
     capture.submit(CapturedExchange("image/jpeg", b"x", "application/json", b"{}"))
     capture.close()
     assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_capture_drops_and_counts_when_the_disk_cannot_keep_up(tmp_path: Path):
+    exchange = CapturedExchange("image/jpeg", b"x" * 600, "application/json", b"{}")
+    capture = DataCapture(tmp_path, max_queued_bytes=1000)
+    with capture._lock:  # the writer is stuck on the disk: it holds the first exchange
+        capture.submit(exchange)
+        capture.submit(exchange)  # 2 x 602 bytes would pass 1000: dropped, not queued
+        capture.submit(CapturedExchange("image/jpeg", b"x" * 2000, "application/json", b"{}"))
+        assert capture.lines_dropped == 2
+    capture.close()
+    assert capture.lines_written == 1 and capture.lines_dropped == 2
+    assert len(next(tmp_path.rglob("*.jsonl")).read_text().splitlines()) == 1
 
 
 def test_unidentified_image_is_a_400_even_after_ultralytics_patched_pillow():

@@ -59,14 +59,15 @@ def _start(base: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for(path: Path, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
+def _wait_until(done, what: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """Polls for a file or a log line that the code under test writes: the test acts on its word."""
     deadline = time.monotonic() + timeout_s
-    while not path.exists():
+    while not done():
         if process.poll() is not None:
-            pytest.fail(f"train exited ({process.returncode}) before {path.name}:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"train exited ({process.returncode}) before {what}:\n{log.read_text()[-3000:]}")
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"no {path.name} after {timeout_s} s:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"no {what} after {timeout_s} s:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
 
 
@@ -89,8 +90,10 @@ def test_sigterm_mid_epoch_then_resume_on_a_new_host(
     weights_a = host_a / "checkpoints" / "run" / "weights"
     log_a = tmp_path / "first.log"
     process = _start(host_a, guarded_subprocess_env, log_a)
-    _wait_for(weights_a / "epoch-0001.pt", process, log_a, timeout_s=480)
-    time.sleep(1.5)  # into epoch 2's batches
+    epoch_one = weights_a / "epoch-0001.pt"
+    _wait_until(epoch_one.exists, epoch_one.name, process, log_a, timeout_s=480)
+    marker = "epoch 2: first batch done"  # into epoch 2's batches
+    _wait_until(lambda: marker in log_a.read_text(), repr(marker), process, log_a, timeout_s=480)
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=120)
     first_log = log_a.read_text()

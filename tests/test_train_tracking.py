@@ -2,49 +2,40 @@
 
 from __future__ import annotations
 
-import socket
+import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from yolo_core.errors import UserInputError
-from yolo_core.processes import stop_process
+from yolo_core.processes import stop_process, wait_for_announced_port, wait_until_answers
 from yolo_core.train.tracking import RunTracker, metric_key
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# uvicorn's start-up line names the port the kernel picked for `--port 0`.
+UVICORN_PORT = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+    log_file = tmp_path / "server.log"
+    log = log_file.open("w")
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", "0",
                "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
                "--artifacts-destination", str(tmp_path / "server-artifacts")]  # fmt: skip
     server = subprocess.Popen(command, env=guarded_subprocess_env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                if requests.get(url + "/health", timeout=2).ok:
-                    break
-            except requests.RequestException:  # not listening yet, or still starting up
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("mlflow server did not start:\n" + (tmp_path / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
+        try:
+            port = wait_for_announced_port(log_file, UVICORN_PORT, server, timeout_s=240)
+            url = f"http://127.0.0.1:{port}"
+            wait_until_answers(url + "/health", server, timeout_s=240)
+        except RuntimeError as exc:
+            pytest.fail(f"mlflow server did not start ({exc}):\n" + log_file.read_text()[-2000:])
         yield url
     finally:
         stop_process(server, grace_s=10)
@@ -79,3 +70,16 @@ def test_unknown_tracking_uris_are_user_errors() -> None:
         RunTracker.open("ftp://example", "x", "", "", {})
     with pytest.raises(UserInputError, match="not a SageMaker MLflow ARN"):
         RunTracker.open("arn:aws:s3:::bucket", "x", "", "", {})
+
+
+def test_params_and_tags_sent_to_mlflow_carry_no_credentials(tmp_path: Path) -> None:
+    from yolo_core.hyperparams import Hyperparameters
+
+    secret = "s3cr3t-t0ken"
+    uri = f"https://alice:{secret}@mlflow.example.com/?token={secret}"
+    tracker = RunTracker.open(f"sqlite:///{tmp_path / 'mlflow.db'}", "redact", "", "", {"origin": uri})
+    tracker.log_params({**Hyperparameters(tracking_uri=uri).to_dict(), "weights": uri})  # as the trainer does
+    data = tracker.client.get_run(tracker.run_id).data
+    assert data.params["tracking_uri"] == "https://***@mlflow.example.com/?token=***"
+    assert secret not in str(data.params) and secret not in str(data.tags)
+    assert data.params["epochs"] == "100"

@@ -4,11 +4,14 @@ Entry points turn these into a one-line reason and a non-zero exit (or a 4xx in 
 anything else is a defect and keeps its traceback in the logs.
 """
 
+from yolo_core.redact import redact_text
+
 
 class UserInputError(ValueError):
     """Bad input from a user: the message names the file, field or request at fault."""
 
 
 def one_line(text: str) -> str:
-    """A message on one line: a library's multi-line explanation joined, not cut at its first break."""
-    return " ".join(str(text).split())
+    """A message on one line: a library's multi-line explanation joined, not cut at its first break,
+    with credentials in any URI it quotes masked (failure files and logs outlive the job)."""
+    return " ".join(redact_text(str(text)).split())

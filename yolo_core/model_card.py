@@ -7,12 +7,14 @@ them has to open the checkpoint to learn the class names or the image size.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from yolo_core.errors import UserInputError
 from yolo_core.jsonfile import read_json_object
+from yolo_core.redact import redact_values
 
 MODEL_CARD_FILE = "model.json"
 WEIGHTS_FILE = "best.pt"
@@ -24,6 +26,11 @@ def _is_names(value: object) -> bool:
 
 def _is_positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_sha256(value: object) -> bool:
+    """Empty (not recorded: cards from before digests, or written by hand) or 64 lowercase hex."""
+    return isinstance(value, str) and (value == "" or re.fullmatch(r"[0-9a-f]{64}", value) is not None)
 
 
 def _is_kind(kind: type) -> Callable[[object], bool]:
@@ -39,6 +46,7 @@ _FIELD_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "code_version": (_is_kind(str), "a string"),
     "model": (_is_kind(str), "a string"),
     "weights_file": (_is_kind(str), "a string (file name in the model folder)"),
+    "weights_sha256": (_is_sha256, "the weights file's SHA-256 (64 lowercase hex digits), or empty"),
     "hyperparameters": (_is_kind(dict), "an object"),
     "extra": (_is_kind(dict), "an object"),
 }
@@ -53,8 +61,13 @@ class ModelCard:
     code_version: str = ""
     model: str = ""
     weights_file: str = WEIGHTS_FILE
+    weights_sha256: str = ""  # checked before the weights are unpickled (yolo_core.weights)
     hyperparameters: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The card is an artifact anyone with the model may read: a tracking URI's credentials stay out.
+        self.hyperparameters = redact_values(self.hyperparameters)
 
     def save(self, model_dir: Path) -> Path:
         model_dir.mkdir(parents=True, exist_ok=True)

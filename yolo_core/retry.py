@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import tenacity
 
 from yolo_core.errors import UserInputError
+from yolo_core.redact import redact_text
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,7 +144,7 @@ def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
             what,
             state.attempt_number,
             type(exc).__name__,
-            exc,
+            redact_text(str(exc)),
             state.upcoming_sleep,
         )
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from yolo_core.cache_dir import ULTRALYTICS, ensure_private, private_dir
 
 _OFFLINE_ENV = {
     "YOLO_OFFLINE": "1",
@@ -29,9 +30,12 @@ _FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 _configured_threads: int | None = None
 
 
-def default_config_dir() -> Path:
-    """A writable folder for Ultralytics settings and fonts; per-user, outside the repo."""
-    return Path(os.environ.get("YOLO_CONFIG_DIR") or Path(tempfile.gettempdir()) / "yolo-toolkit-config")
+def default_config_dir(cache_root: Path | None = None) -> Path:
+    """Ultralytics' settings, fonts and DDP launch scripts (it writes them to `$YOLO_CONFIG_DIR/DDP`
+    and runs them): an exported `YOLO_CONFIG_DIR`, else the private cache; either way checked to be
+    this user's alone, since a planted script there would be run."""
+    exported = os.environ.get("YOLO_CONFIG_DIR")
+    return ensure_private(Path(exported)) if exported else private_dir(ULTRALYTICS, cache_root)
 
 
 def _install_fonts(config_dir: Path) -> None:
@@ -65,22 +69,24 @@ def cpu_thread_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def configure_offline(config_dir: Path | None = None, threads: int | None = None) -> Path:
-    """Set the environment for an offline run and return the config folder.
+def configure_offline(
+    config_dir: Path | None = None, threads: int | None = None, cache_root: Path | None = None
+) -> Path:
+    """Set the environment for an offline run and return the (private) config folder.
 
     Call before `import ultralytics`. Settings a user already exported win, except the ones that
-    would reach the network. Safe to call more than once.
+    would reach the network; a `config_dir` given here wins over an exported one. `cache_root`
+    replaces the per-user cache folder (`$XDG_CACHE_HOME` or `~/.cache`). Safe to call more than once.
     """
     global _configured_threads
-    config_dir = Path(config_dir) if config_dir else default_config_dir()
-    config_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+    config_dir = ensure_private(Path(config_dir)) if config_dir else default_config_dir(cache_root)
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
     os.environ.setdefault("MPLCONFIGDIR", str(config_dir / "matplotlib"))
     for key, value in _OFFLINE_ENV.items():
         os.environ[key] = value
     os.environ.setdefault("SAGEMAKER_USER_CONFIG_OVERRIDE", str(_sagemaker_user_config(config_dir)))
     os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
-    _install_fonts(Path(os.environ["YOLO_CONFIG_DIR"]))
+    _install_fonts(config_dir)
     _configured_threads = threads or cpu_thread_count()
     apply_thread_count(_configured_threads)
     return config_dir

@@ -7,6 +7,8 @@ names; several JSON files must agree on them); `bbox` is `[x, y, width, height]`
 `iscrowd: 1` (or `ignore: 1`) marks a region that is not a target and is masked out, as
 VisDrone's ignored regions are; an image with no annotations is a background image. Findings
 name the JSON file and the entry (`annotations[12]`), since JSON has no useful line numbers.
+A `file_name` that is absolute or climbs out with `..` is reported and never followed: reading it
+would pull a file from outside the source folder into the dataset.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from yolo_core.data import quality
 from yolo_core.data.labels import Labels, parse_numbers
 from yolo_core.data.source import Discovery, SourceItem, list_images, relative
 from yolo_core.errors import UserInputError
+from yolo_core.safe_paths import climbs_out
 
 
 def parse_annotations(
@@ -114,6 +117,14 @@ def _find_image(file_name: str, json_path: Path, source_dir: Path) -> Path:
     return source_dir / "images" / file_name
 
 
+def _outside(file: str, file_name: str, index: int) -> quality.Issue:
+    """A bad `images` row: like a bad label row it is reported, and its image is never read."""
+    message = f"file_name {file_name!r} is absolute or climbs out of the source folder; not followed"
+    return quality.Issue(
+        file, quality.IMAGE_PATH_OUTSIDE, quality.ERROR, "ignored", message, None, f"images[{index}]"
+    )
+
+
 def discover(source_dir: Path) -> Discovery:
     """List the images named by the COCO JSON files of a folder, plus unlisted images found."""
     json_paths = _json_files(source_dir)
@@ -150,6 +161,9 @@ def discover(source_dir: Path) -> Discovery:
                 )
                 continue
             known_ids.add(entry["id"])
+            if climbs_out(entry["file_name"]):
+                issues.append(_outside(file, entry["file_name"], index))
+                continue
             image = _find_image(entry["file_name"], path, source_dir)
             listed.add(image)
             declared = (entry.get("width"), entry.get("height"))

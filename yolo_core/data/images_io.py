@@ -6,23 +6,32 @@ Rules (the report names the file for each):
 - grayscale, RGBA and 16-bit images are converted to 8-bit BGR under `color_rule="convert"`
   (alpha dropped, 16-bit scaled by 1/257 over the full range) with a warning, or quarantined
   under `color_rule="reject"`;
-- any other depth or channel count is an error.
+- any other depth or channel count is an error;
+- an EXIF orientation is applied to the pixels (`upright`), and the image is then re-encoded
+  without the tag: source labels are taken in the frame a viewer shows (cv2.imread, browsers and
+  labelling tools apply the tag), training sees upright pixels with nothing left to interpret,
+  and the server applies the same function to what it decodes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from yolo_core.data import quality
 
 COLOR_RULES = ("convert", "reject")
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 _PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+EXIF_ORIENTATION_TAG = 0x0112
+_EXIF_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP")
+_EXIF_SIGNATURES = (_JPEG_START, _PNG_START, b"II*\x00", b"MM\x00*")
 
 
 @dataclass
@@ -54,6 +63,41 @@ def to_8bit(levels: np.ndarray) -> np.ndarray:
     """16-bit levels onto 8 bits over the full range (65535 -> 255), rounded: the one rule for
     training data and served requests alike."""
     return (levels.astype(np.float32) * (1 / 257)).round().astype(np.uint8)
+
+
+def _may_carry_exif(data: bytes) -> bool:
+    """By the signature, before Pillow sees it: Ultralytics patches `Image.open` to install a
+    plugin when Pillow cannot identify a file, and cv2 reads formats Pillow does not."""
+    return data.startswith(_EXIF_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def exif_orientation(source: bytes | Image.Image) -> int:
+    """The EXIF orientation (1-8) of encoded bytes or an opened image; 1 when absent or unreadable.
+
+    Reads the header only. A PNG's eXIf chunk counts only where it precedes the pixels (as the
+    PNG spec asks): Pillow would decode the whole image to look for one after them."""
+    if isinstance(source, bytes) and not _may_carry_exif(source):
+        return 1
+    try:
+        image = Image.open(io.BytesIO(source), formats=_EXIF_FORMATS) if isinstance(source, bytes) else source
+        if image.format == "PNG" and "exif" not in image.info:
+            return 1
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is ignored, as decoders and viewers do
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels as a viewer shows them under EXIF `orientation`: `ImageOps.exif_transpose`'s
+    transform, on an array of any depth and channel count (Pillow has no 16-bit colour mode)."""
+    if orientation in (5, 6, 7, 8):
+        pixels = pixels.swapaxes(0, 1)  # transpose; 6 and 8 are it followed by a flip
+    if orientation in (2, 3, 6, 7):
+        pixels = pixels[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        pixels = pixels[::-1]
+    return np.ascontiguousarray(pixels)
 
 
 def _normalise(loaded: LoadedImage, image: np.ndarray, color_rule: str) -> np.ndarray | None:
@@ -113,4 +157,13 @@ def load_image(path: Path, file: str, color_rule: str = "convert") -> LoadedImag
             loaded.issues.append(quality.error(file, quality.IMAGE_UNREADABLE, "not a decodable image"))
         else:
             loaded.image = _normalise(loaded, image, color_rule)
+            _apply_orientation(loaded)
     return loaded
+
+
+def _apply_orientation(loaded: LoadedImage) -> None:
+    """Upright pixels; marked converted, so that the dataset gets them re-encoded, tag-free."""
+    orientation = exif_orientation(loaded.data)
+    if loaded.image is not None and orientation != 1:
+        loaded.image = upright(loaded.image, orientation)
+        loaded.converted = True

@@ -26,6 +26,7 @@ IMAGE_RGBA = "image_rgba"
 IMAGE_16BIT = "image_16bit"
 IMAGE_UNSUPPORTED = "image_unsupported_format"
 IMAGE_SIZE_MISMATCH = "image_size_mismatch"
+IMAGE_PATH_OUTSIDE = "image_path_outside_source"  # a file name that climbs out of its folder
 IMAGE_WITHOUT_LABELS = "image_without_labels"
 LABEL_WITHOUT_IMAGE = "label_without_image"
 LABEL_UNREADABLE = "label_unreadable"

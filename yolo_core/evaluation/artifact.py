@@ -6,10 +6,10 @@ folder holding it; locally it may be the model folder. All three end as a folder
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
-from yolo_core.errors import UserInputError, one_line
+from yolo_core.archive import extract_tar
+from yolo_core.errors import UserInputError
 from yolo_core.model_card import MODEL_CARD_FILE
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -20,14 +20,8 @@ def _is_archive(path: Path) -> bool:
 
 
 def unpack_model_archive(archive: Path, target: Path) -> Path:
-    """Extract safely (no absolute paths, no links out of `target`); a broken archive is a user error."""
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise UserInputError(f"{archive}: not a readable model archive ({one_line(str(exc))})") from None
-    return target
+    """Extract with `yolo_core.archive`'s checks (size cap, no links, nothing outside `target`)."""
+    return extract_tar(archive, target)
 
 
 def _folder_with_card(root: Path, origin: Path) -> Path:

@@ -1,7 +1,8 @@
 """An independent mAP from pycocotools on the same detections, to cross-check our own metrics.
 
 Both evaluators see the same predictions and the same ground truth; if their mAP50 or mAP50-95
-disagree by more than a hundredth, one of them is being fed wrongly.
+disagree by more than a hundredth, one of them is being fed wrongly, and the evaluation fails
+rather than let a quality gate read a figure that one of two evaluators contradicts.
 """
 
 from __future__ import annotations
@@ -11,8 +12,17 @@ import io
 
 import numpy as np
 
+from yolo_core.errors import UserInputError
 from yolo_core.evaluation.ground_truth import GroundTruth
 from yolo_core.infer.detections import Detections
+
+COCO_TOLERANCE = 0.01
+COMPARED = {"map50": "mAP50", "map50_95": "mAP50-95"}
+
+
+class CrossCheckFailed(UserInputError):
+    """Our mAP and pycocotools' disagree. A `UserInputError` so that it ends the step with its
+    one-line reason and no traceback: the figures say what went wrong, the stack does not."""
 
 
 def _xywh(boxes: np.ndarray) -> list[list[float]]:
@@ -71,3 +81,31 @@ def coco_map(
 def _mean_valid(values: np.ndarray) -> float:
     valid = values[values > -1]
     return float(valid.mean()) if valid.size else 0.0
+
+
+def cross_check(ours: dict[str, float], coco: dict[str, float], tolerance: float = COCO_TOLERANCE) -> dict:
+    """The record for evaluation.json: each mAP by both evaluators, their difference, the verdict."""
+    record: dict = {"tolerance": tolerance}
+    for name in COMPARED:
+        difference = abs(ours[name] - coco[name])
+        record[name] = {
+            "ours": round(ours[name], 6),
+            "pycocotools": round(coco[name], 6),
+            "difference": round(difference, 6),
+            "passed": difference <= tolerance,
+        }
+    record["passed"] = all(record[name]["passed"] for name in COMPARED)
+    return record
+
+
+def cross_check_failure(record: dict) -> str | None:
+    """One line naming each disagreeing figure and the tolerance, or None when both agree."""
+    problems = [
+        f"{label} ours {record[name]['ours']:.4f} vs pycocotools {record[name]['pycocotools']:.4f} "
+        f"(difference {record[name]['difference']:.4f})"
+        for name, label in COMPARED.items()
+        if not record[name]["passed"]
+    ]
+    if not problems:
+        return None
+    return f"COCO cross-check failed: {'; '.join(problems)}, over the {record['tolerance']} tolerance"

@@ -1,20 +1,22 @@
 """Evaluate a model folder on a dataset split and write evaluation.json and the plots.
 
 Predictions come from the same `Predictor` (or sliced inference) that serves the model, so the
-metrics describe what is deployed. evaluation.json is shaped for a SageMaker `PropertyFile`:
-a pipeline condition reads `metrics.map50.value` with `JsonGet`.
+metrics describe what is deployed: precision and recall at the server's default confidence.
+evaluation.json is shaped for a SageMaker `PropertyFile`: a pipeline condition reads
+`metrics.precision.value` with `JsonGet`. A disagreement with pycocotools fails the evaluation,
+after the report (with both figures) is written.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 
 from yolo_core.errors import UserInputError
-from yolo_core.evaluation.coco_check import coco_map
+from yolo_core.evaluation.coco_check import CrossCheckFailed, coco_map, cross_check, cross_check_failure
 from yolo_core.evaluation.ground_truth import (
     DatasetSplit,
     GroundTruth,
@@ -22,7 +24,7 @@ from yolo_core.evaluation.ground_truth import (
     load_split,
     read_labels,
 )
-from yolo_core.evaluation.metrics import MetricsAccumulator
+from yolo_core.evaluation.metrics import SERVING_CONF, MetricsAccumulator
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.predictor import Predictor
 from yolo_core.infer.sliced import predict_sliced
@@ -30,13 +32,21 @@ from yolo_core.model_card import ModelCard
 from yolo_core.train.data_source import dataset_hash
 
 EVALUATION_FILE = "evaluation.json"
-HEADLINE_METRICS = ("map50", "map50_95", "precision", "recall")
+HEADLINE_METRICS = ("map50", "map50_95")
+# Each precision figure with the conf it is measured at: the serving conf, or the max-F1 conf.
+OPERATING_POINT_METRICS = {
+    "precision": "serving_conf",
+    "recall": "serving_conf",
+    "precision_at_max_f1": "max_f1_conf",
+    "recall_at_max_f1": "max_f1_conf",
+}
 
 
 @dataclass(frozen=True)
 class EvaluationSettings:
     split: str = "val"
     conf: float = 0.001  # as `yolo val`: mAP integrates over the whole PR curve
+    serving_conf: float = SERVING_CONF  # precision and recall are of the detections above it
     iou: float = 0.7
     max_det: int = 300
     imgsz: int | None = None  # None: the model card's
@@ -45,6 +55,13 @@ class EvaluationSettings:
     batch_size: int = 8
     slice_size: int = 0  # 0: whole images; else sliced inference with these tiles
     overlap: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.conf > self.serving_conf:
+            raise UserInputError(
+                f"conf={self.conf} is above the serving conf {self.serving_conf}: precision and "
+                "recall at the serving conf need the detections down to it"
+            )
 
 
 def _read_image(path: Path):
@@ -61,6 +78,14 @@ def _predict(predictor: Predictor, images: list, settings: EvaluationSettings) -
             conf=settings.conf, tile_iou=settings.iou, max_det=settings.max_det,
         )  # fmt: skip
     return predictor.predict(images, conf=settings.conf, iou=settings.iou, max_det=settings.max_det)
+
+
+def _served(predictor: Predictor, images: list, settings: EvaluationSettings) -> list[Detections | None]:
+    """What the server returns, where it is not the low-conf pass above the serving conf: sliced
+    inference merges lower-scored boxes into higher ones across tiles. None: it is."""
+    if not settings.slice_size:
+        return [None] * len(images)
+    return _predict(predictor, images, replace(settings, conf=settings.serving_conf))
 
 
 def evaluate_model(
@@ -81,16 +106,17 @@ def evaluate_model(
         precision=settings.precision,
         batch_size=settings.batch_size,
     )
-    accumulator = MetricsAccumulator(split.names)
+    accumulator = MetricsAccumulator(split.names, serving_conf=settings.serving_conf)
     predictions: list[Detections] = []
     truths: list[GroundTruth] = []
     chunk = max(settings.batch_size, 1)
     for start in range(0, len(split.image_files), chunk):
         files = split.image_files[start : start + chunk]
         images = [_read_image(f) for f in files]
-        for dets, image, file in zip(_predict(predictor, images, settings), images, files, strict=True):
+        found, served = _predict(predictor, images, settings), _served(predictor, images, settings)
+        for dets, served_dets, image, file in zip(found, served, images, files, strict=True):
             truth = read_labels(label_file_for(file), image.shape[1], image.shape[0], len(split.names))
-            accumulator.add(dets, truth)
+            accumulator.add(dets, truth, served_dets)
             predictions.append(dets)
             truths.append(truth)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +124,9 @@ def evaluate_model(
     coco = coco_map(predictions, truths, split.names, settings.max_det)
     report = build_report(ours, coco, card, split, len(predictions), settings)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    failure = cross_check_failure(report["coco_check"])
+    if failure:
+        raise CrossCheckFailed(f"{failure} (see {output_dir / EVALUATION_FILE})")
     return report
 
 
@@ -105,19 +134,25 @@ def build_report(
     ours: dict, coco: dict, card: ModelCard, split: DatasetSplit, images: int, settings: EvaluationSettings
 ) -> dict:
     return {
-        "metrics": {name: {"value": round(ours[name], 6)} for name in HEADLINE_METRICS},
-        "per_class": ours["per_class"],
-        "coco_cross_check": {
-            "map50": round(coco["map50"], 6),
-            "map50_95": round(coco["map50_95"], 6),
-            "map50_difference": round(abs(coco["map50"] - ours["map50"]), 6),
-            "map50_95_difference": round(abs(coco["map50_95"] - ours["map50_95"]), 6),
+        "metrics": {
+            **{name: {"value": round(ours[name], 6)} for name in HEADLINE_METRICS},
+            **{
+                name: {"value": round(ours[name], 6), "conf": round(ours[conf], 6)}
+                for name, conf in OPERATING_POINT_METRICS.items()
+            },
         },
+        "per_class": ours["per_class"],
+        "coco_check": cross_check(ours, coco),
         "confusion_matrix": {
             "labels": [*split.spec.class_names, "background"],
             "rows_predicted_columns_true": ours["confusion_matrix"],
         },
         "dataset": {"split": settings.split, "images": images, "dataset_hash": dataset_hash(split.spec)},
-        "model": {"dataset_hash": card.dataset_hash, "code_version": card.code_version, "imgsz": card.imgsz},
+        "model": {
+            "dataset_hash": card.dataset_hash,
+            "code_version": card.code_version,
+            "imgsz": card.imgsz,
+            "weights_sha256": card.weights_sha256,  # verified before loading; "" if the card had none
+        },
         "settings": asdict(settings),
     }

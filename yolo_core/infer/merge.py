@@ -4,6 +4,9 @@ A box cut by a tile border is seen twice: whole in one tile, partial in the next
 keeps the partial box (its IoU with the whole one is small), so sliced inference double-counts.
 Greedy non-maximum merging with intersection-over-smaller (IoS) instead folds the partial box into
 the whole one and grows the kept box to their union, as SAHI's default postprocess does.
+
+Memory stays linear in the number of boxes: overlaps are computed one kept box's row at a time,
+never as an N x N matrix, and at most `MAX_MERGE_CANDIDATES` boxes (the best scores) are merged.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from yolo_core.infer.detections import Detections
 
 MERGE_METHODS = ("greedy_nmm", "nms")
 MATCH_METRICS = ("ios", "iou")
+# As Ultralytics bounds NMS candidates: far above what a normal frame holds (so results there are
+# unchanged), while a pathological one costs at most this many rows of this many overlaps.
+MAX_MERGE_CANDIDATES = 30000
 
 
 def batched_nms(
@@ -58,13 +64,13 @@ def _greedy_nmm_one_class(boxes: np.ndarray, scores: np.ndarray, threshold: floa
     folded in one by one, each only if it still matches the growing union.
     """
     order = np.argsort(-scores, kind="stable")
-    overlap = pairwise_overlap(boxes, boxes, metric)
     claimed = np.zeros(len(boxes), dtype=bool)
     for rank, index in enumerate(order):
         if claimed[index]:
             continue
         later = order[rank + 1 :]
-        matches = later[~claimed[later] & (overlap[index, later] >= threshold)]
+        later = later[~claimed[later]]
+        matches = later[pairwise_overlap(boxes[index][None], boxes[later], metric)[0] >= threshold]
         claimed[matches] = True
         merged = boxes[index].copy()
         for other in matches:
@@ -99,8 +105,9 @@ def _indices_by_class(class_ids: np.ndarray) -> list[np.ndarray]:
 
 def merge_detections(dets: Detections, method: str, threshold: float) -> Detections:
     """The cross-tile merge named by `method` ("greedy_nmm" with IoS, or "nms" with IoU)."""
+    if method not in MERGE_METHODS:
+        raise ValueError(f"merge must be one of {MERGE_METHODS}, got {method!r}")
+    dets = dets.best(MAX_MERGE_CANDIDATES)
     if method == "greedy_nmm":
         return greedy_nmm(dets, threshold, metric="ios")
-    if method == "nms":
-        return nms_detections(dets, threshold)
-    raise ValueError(f"merge must be one of {MERGE_METHODS}, got {method!r}")
+    return nms_detections(dets, threshold)

@@ -2,9 +2,11 @@
 
 The fastest fp32 engine on a CPU here (fused Conv+SiLU kernels). The graph is exported once
 from the `.pt` with torch's own exporter (no Ultralytics export extras), with a dynamic batch and
-image size, and cached in the temp folder under the weights' content hash: never beside the
-weights, since a model folder is a pipeline step's artifact (or read-only in a container) and
-must not change by being read. Class names and stride travel in a small JSON file next to it.
+image size, and cached in the user's private cache folder (`yolo_core.cache_dir`; not the shared
+temp folder, where another user could plant a graph we would load) under the weights' content
+hash: never beside the weights, since a model folder is a pipeline step's artifact (or read-only
+in a container) and must not change by being read. Class names and stride travel in a small JSON
+file next to it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from yolo_core.cache_dir import ONNX, private_dir
 from yolo_core.errors import UserInputError
 from yolo_core.infer.torch_backend import load_ultralytics_model, model_names, read_bgr_bytes
 
@@ -59,12 +61,12 @@ def export_onnx(weights: Path, onnx_path: Path, imgsz: int = 640) -> Path:
     return onnx_path
 
 
-def cached_onnx_path(weights: Path) -> Path:
-    """Where the export of these weights lives: the temp folder, named by their content (the
+def cached_onnx_path(weights: Path, cache_root: Path | None = None) -> Path:
+    """Where the export of these weights lives: the private cache, named by their content (the
     graph's axes are dynamic, so one export serves every image size)."""
     with weights.open("rb") as file:
         digest = hashlib.file_digest(file, "sha256").hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "yolo-onnx-cache" / f"{weights.stem}-{digest}.onnx"
+    return private_dir(ONNX, cache_root) / f"{weights.stem}-{digest}.onnx"
 
 
 class OnnxEngine:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from yolo_core.infer.deadline import Deadline
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.hardware import resolve_backend, resolve_device, resolve_precision
 from yolo_core.infer.letterbox import LetterboxTransform, letterbox_batch
@@ -20,6 +21,7 @@ from yolo_core.infer.letterbox_device import Image, letterbox_on_device, to_devi
 from yolo_core.infer.merge import batched_nms
 from yolo_core.model_card import ModelCard
 from yolo_core.runtime import apply_thread_count, configure_offline, cpu_thread_count
+from yolo_core.weights import verify_weights
 
 LETTERBOX_PLACES = ("auto", "host", "device")
 MAX_NMS_CANDIDATES = 30000  # as Ultralytics: bounds NMS time on a pathological image
@@ -47,7 +49,12 @@ class Predictor:
         threads: int | None = None,
         names: dict[int, str] | None = None,
         letterbox: str = "auto",
+        weights_sha256: str | None = None,
     ):
+        """`weights_sha256`: the digest the weights must have, checked before any engine reads
+        them ("": none recorded, loaded with a warning; None: no card, the caller vouches)."""
+        if weights_sha256 is not None:
+            verify_weights(Path(weights), weights_sha256)  # before an engine unpickles or exports it
         if letterbox not in LETTERBOX_PLACES:
             raise ValueError(f"letterbox must be one of {LETTERBOX_PLACES}, got {letterbox!r}")
         if batch_size < 1 or imgsz < 32:
@@ -85,11 +92,11 @@ class Predictor:
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, **kw) -> Predictor:
-        """Load `best.pt` with the class names and image size from `model.json` beside it."""
+        """Load `best.pt` with the class names, image size and digest from `model.json` beside it."""
         card = ModelCard.load(Path(model_dir))
         kw.setdefault("imgsz", card.imgsz)
         kw.setdefault("names", card.names)
-        return cls(Path(model_dir) / card.weights_file, **kw)
+        return cls(Path(model_dir) / card.weights_file, weights_sha256=card.weights_sha256, **kw)
 
     def source(self, image: np.ndarray) -> Image:
         """The image as `predict` reads it fastest: on the device when letterboxing there, so that
@@ -97,10 +104,18 @@ class Predictor:
         return to_device(image, self.device) if self.letterbox_on_device else image
 
     def predict(
-        self, images: Sequence[Image], conf: float = 0.25, iou: float = 0.7, max_det: int = 300
+        self,
+        images: Sequence[Image],
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        deadline: Deadline | None = None,
     ) -> list[Detections]:
+        """`deadline`, checked before each batch, stops work nobody can use any more."""
         results: list[Detections] = []
         for chunk in _chunks(images, self.batch_size):
+            if deadline is not None:
+                deadline.check()
             results.extend(self._predict_batch(chunk, conf, iou, max_det))
         return results
 

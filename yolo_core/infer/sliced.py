@@ -3,6 +3,8 @@
 All tiles of all frames given go through the predictor's batched forward passes together (SAHI
 runs one tile at a time by default); per-tile boxes are moved into frame pixels and merged across
 tiles with greedy non-maximum merging, which folds boxes cut at tile borders into whole ones.
+Tiles go to the predictor one batch at a time, with a `deadline` checked between batches: a frame
+cut into thousands of tiles cannot hold the worker past its caller's time limit.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from yolo_core.infer.deadline import Deadline
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.merge import merge_detections
 from yolo_core.infer.predictor import Predictor
@@ -29,6 +32,7 @@ def predict_sliced(
     tile_iou: float = 0.7,
     max_det: int = 300,
     frame_max_det: int | None = None,
+    deadline: Deadline | None = None,
 ) -> list[Detections]:
     """One `Detections` per frame, in frame pixels.
 
@@ -37,7 +41,8 @@ def predict_sliced(
     a tile; it costs precision on small objects, so it is off by default. `max_det` bounds each
     tile's detections (as SAHI's per-slice model does); `frame_max_det`, when given, then bounds
     each frame's after merging, the best scores kept. A dense 4K frame holds far more than one
-    tile's worth of objects, so the frame is not bounded by default.
+    tile's worth of objects, so the frame is not bounded by default. `deadline` is checked before
+    each batch of `predictor.batch_size` tiles (the batches `Predictor.predict` would make anyway).
     """
     crops: list = []
     owners: list[int] = []
@@ -53,7 +58,12 @@ def predict_sliced(
             crops.append(image)
             owners.append(frame_index)
             offsets.append((0, 0))
-    per_crop = predictor.predict(crops, conf=conf, iou=tile_iou, max_det=max_det) if crops else []
+    batch = getattr(predictor, "batch_size", None) or max(1, len(crops))
+    per_crop: list[Detections] = []
+    for start in range(0, len(crops), batch):
+        if deadline is not None:
+            deadline.check()
+        per_crop += predictor.predict(crops[start : start + batch], conf=conf, iou=tile_iou, max_det=max_det)
     parts: list[list[Detections]] = [[] for _ in images]
     for dets, owner, (dx, dy) in zip(per_crop, owners, offsets, strict=True):
         parts[owner].append(dets.shifted(dx, dy))

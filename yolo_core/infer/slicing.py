@@ -35,6 +35,11 @@ def tile_grid(height: int, width: int, size: int, overlap: float) -> np.ndarray:
     return np.asarray(tiles, dtype=np.int64).reshape(-1, 4)
 
 
+def tile_count(height: int, width: int, size: int, overlap: float) -> int:
+    """How many tiles `tile_grid` makes, without making them: the cost of a frame, known from its size."""
+    return len(tile_starts(height, size, overlap)) * len(tile_starts(width, size, overlap))
+
+
 def crop(image: ArrayLike, tile: np.ndarray) -> ArrayLike:
     """A view of the tile (no copy; an array or a device tensor): the letterbox copies it into
     the batch anyway."""

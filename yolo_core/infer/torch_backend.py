@@ -14,23 +14,26 @@ import torch
 
 from yolo_core.errors import UserInputError
 from yolo_core.infer.hardware import DTYPES
+from yolo_core.weights import load_checkpoint
 
 
 def load_ultralytics_model(weights: Path) -> torch.nn.Module:
-    """The checkpoint's (EMA) model in fp32 eval mode, on the CPU, unfused."""
-    from ultralytics.nn.tasks import load_checkpoint
+    """The checkpoint's (EMA) model in fp32 eval mode, on the CPU, unfused; unpickled with
+    `weights_only=True` (callers with a model card verify its digest first: yolo_core.weights)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
 
     weights = Path(weights)
     if not weights.is_file():
         raise UserInputError(f"{weights}: weights file not found")
-    try:
-        model, _ = load_checkpoint(weights, device=torch.device("cpu"), fuse=False)
-    except (TypeError, RuntimeError, EOFError, ValueError) as exc:
-        # Ultralytics' own message repeats the path and suggests downloading a model: not ours.
-        raise UserInputError(
-            f"{weights}: not a loadable Ultralytics checkpoint ({type(exc).__name__})"
-        ) from None
-    return model
+    checkpoint = load_checkpoint(weights)
+    model = checkpoint.get("ema") or checkpoint.get("model")
+    if not isinstance(model, torch.nn.Module):
+        raise UserInputError(f"{weights}: the checkpoint holds no model")
+    # What Ultralytics' load_checkpoint attaches, for the parts of Ultralytics that read it.
+    model.args = {**DEFAULT_CFG_DICT, **(checkpoint.get("train_args") or {})}
+    if not hasattr(model, "stride"):
+        model.stride = torch.tensor([32.0])
+    return model.float().eval()
 
 
 def model_names(model: torch.nn.Module) -> dict[int, str]:

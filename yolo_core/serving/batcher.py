@@ -5,11 +5,17 @@ A batch closes when it holds `max_batch_size` images or when its oldest request 
 than that already, so a full queue adds no wait at all. The model runs in one worker thread, so
 the event loop keeps answering `/ping` and reading new requests while a batch runs.
 `max_batch_size=1` turns batching off (one request per forward pass), for comparison.
+
+Each request may bring a `Deadline`; a batch gets the latest of its requests' deadlines, and is
+abandoned as soon as none of its requests waits any more (all timed out), so `run_batch`, which
+checks it between forward passes, stops work nobody will read. How long the running batch has
+run (`running_for`) is what `/ping` watches to report a stuck worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,10 +24,11 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from yolo_core.infer.deadline import Deadline, DeadlineExceeded
 from yolo_core.serving.errors import RequestError
 
 Result = TypeVar("Result")
-RunBatch = Callable[[list[np.ndarray], Hashable], list]
+RunBatch = Callable[[list[np.ndarray], Hashable, Deadline], list]
 
 
 @dataclass
@@ -38,6 +45,7 @@ class BatcherStats:
     images: int = 0
     largest_batch: int = 0
     batch_size_counts: dict[int, int] = field(default_factory=dict)
+    stopped_at_deadline: int = 0  # batches stopped between forward passes, past their deadline
 
 
 @dataclass(eq=False)  # compared by identity: its arrays have no useful ==
@@ -46,6 +54,7 @@ class _Job:
     key: Hashable
     future: asyncio.Future
     queued_at: float
+    deadline: Deadline | None = None
 
 
 class MicroBatcher:
@@ -64,6 +73,16 @@ class MicroBatcher:
         self._closing = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._worker: asyncio.Task | None = None
+        self._running_since: float | None = None
+
+    @property
+    def queued_images(self) -> int:
+        return sum(len(job.images) for job in self._pending if not job.future.done())
+
+    def running_for(self) -> float:
+        """Seconds the batch now in the model has run; 0 when the worker is idle."""
+        started = self._running_since
+        return 0.0 if started is None else time.monotonic() - started
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="micro-batcher")
@@ -76,14 +95,17 @@ class MicroBatcher:
             await self._worker
         self._executor.shutdown(wait=True)
 
-    async def submit(self, images: list[np.ndarray], key: Hashable) -> BatchResult:
-        """Queue one request's images; `key` groups requests that may share a pass."""
+    async def submit(
+        self, images: list[np.ndarray], key: Hashable, deadline: Deadline | None = None
+    ) -> BatchResult:
+        """Queue one request's images; `key` groups requests that may share a pass. Raises
+        `DeadlineExceeded` if its batch was stopped at the deadline."""
         if self._closing:
             raise RequestError(503, "server is shutting down; send the request to another instance")
-        queued = sum(len(job.images) for job in self._pending if not job.future.done())
+        queued = self.queued_images
         if queued + len(images) > self.max_queued_images:
             raise RequestError(503, f"server is busy ({queued} images queued); retry shortly")
-        job = _Job(images, key, asyncio.get_running_loop().create_future(), time.monotonic())
+        job = _Job(images, key, asyncio.get_running_loop().create_future(), time.monotonic(), deadline)
         self._pending.append(job)
         self._arrived.set()
         return await job.future
@@ -140,13 +162,20 @@ class MicroBatcher:
     async def _run(self, jobs: list[_Job]) -> None:
         images = [image for job in jobs for image in job.images]
         loop = asyncio.get_running_loop()
+        deadline = _batch_deadline(jobs)
+        self._running_since = time.monotonic()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._run_batch, images, jobs[0].key)
+            outputs = await loop.run_in_executor(
+                self._executor, self._run_batch, images, jobs[0].key, deadline
+            )
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the failure
+            self.stats.stopped_at_deadline += isinstance(exc, DeadlineExceeded)
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
+        finally:
+            self._running_since = None
         self._record(len(jobs), len(images))
         start = 0
         for job in jobs:
@@ -162,3 +191,21 @@ class MicroBatcher:
         stats.images += images
         stats.largest_batch = max(stats.largest_batch, images)
         stats.batch_size_counts[images] = stats.batch_size_counts.get(images, 0) + 1
+
+
+def _batch_deadline(jobs: list[_Job]) -> Deadline:
+    """The latest deadline of the batch's requests, abandoned once none of them waits any more."""
+    limits = [job.deadline for job in jobs if job.deadline is not None]
+    if len(limits) < len(jobs):  # a request without a limit: the batch has none either
+        deadline = Deadline(math.inf, math.inf)
+    else:
+        deadline = max(limits, key=lambda d: d.at)
+        deadline = Deadline(deadline.at, deadline.limit_s)  # its own `abandoned` event
+
+    def on_done(_: asyncio.Future) -> None:
+        if all(job.future.done() for job in jobs):
+            deadline.abandoned.set()
+
+    for job in jobs:
+        job.future.add_done_callback(on_done)
+    return deadline

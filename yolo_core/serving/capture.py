@@ -5,7 +5,9 @@ Each line has the fields SageMaker writes to S3 (`captureData.endpointInput/endp
 `inferenceTime`; `eventVersion`), so the monitor reads local captures and S3 captures alike.
 Files go to `<folder>/YYYY/MM/DD/HH/` like SageMaker's hourly prefixes. Lines are written by one
 background thread (request handlers never wait on the disk) and flushed one by one, so a crash
-loses at most the line being written.
+loses at most the line being written. The queue in front of that thread is bounded in bytes: when
+the disk cannot keep up, exchanges are dropped and counted (`lines_dropped`, in /metrics) rather
+than held in memory until the server runs out of it.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ import base64
 import json
 import logging
 import os
+import queue
 import random
 import socket
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 EVENT_VERSION = "0"
+DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +38,10 @@ class CapturedExchange:
     output_type: str
     output_data: bytes
     inference_id: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.input_data) + len(self.output_data)
 
 
 def _payload(content_type: str, data: bytes, mode: str) -> dict[str, str]:
@@ -75,33 +82,56 @@ def capture_record(exchange: CapturedExchange, when: datetime) -> dict:
 
 
 class DataCapture:
-    def __init__(self, folder: Path, sampling_percentage: float = 100.0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        sampling_percentage: float = 100.0,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    ) -> None:
         if not 0 <= sampling_percentage <= 100:
             raise ValueError(f"capture sampling percentage must be 0-100, got {sampling_percentage}")
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.sampling_percentage = sampling_percentage
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-capture")
+        self.max_queued_bytes = max_queued_bytes
+        self._queue: queue.SimpleQueue[tuple[CapturedExchange, datetime] | None] = queue.SimpleQueue()
+        self._queued_bytes = 0  # of exchanges submitted and not yet written
         self._file: IO[str] | None = None
         self._file_hour: str | None = None
         self._name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the file and the written/failed counters
+        self._queue_lock = threading.Lock()  # the queued bytes and the dropped counter
         self.lines_written = 0
         self.lines_failed = 0
+        self.lines_dropped = 0  # the queue was full: the disk could not keep up
+        self._writer = threading.Thread(target=self._drain, name="data-capture", daemon=True)
+        self._writer.start()
 
     def submit(self, exchange: CapturedExchange) -> None:
-        """Queue one exchange (sampled); returns at once."""
+        """Queue one exchange (sampled); returns at once, dropping it when the queue is full."""
         if random.uniform(0, 100) >= self.sampling_percentage:
             return
-        self._writer.submit(self._write, exchange, datetime.now(UTC))
+        with self._queue_lock:
+            if self._queued_bytes + exchange.size > self.max_queued_bytes:
+                self.lines_dropped += 1
+                return
+            self._queued_bytes += exchange.size
+        self._queue.put((exchange, datetime.now(UTC)))
 
     def close(self) -> None:
         """Write what is queued, then close the file: part of the SIGTERM drain."""
-        self._writer.shutdown(wait=True)
+        self._queue.put(None)
+        self._writer.join()
         with self._lock:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._write(*item)
+            with self._queue_lock:  # only now is its memory free
+                self._queued_bytes -= item[0].size
 
     def _write(self, exchange: CapturedExchange, when: datetime) -> None:
         line = json.dumps(capture_record(exchange, when), separators=(",", ":"))

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from yolo_core.data.images_io import to_8bit
+from yolo_core.data.images_io import exif_orientation, to_8bit, upright
 from yolo_core.serving.errors import RequestError, echo, shorten
 
 JSON_TYPE = "application/json"
@@ -70,7 +70,37 @@ def check_content_type(content_type: str | None) -> str:
     return kind
 
 
+@dataclass
+class OpenedRequest:
+    """Images whose headers are read and checked, pixels not yet decoded: what a request will
+    cost (sizes, pixels) is known here, before it costs anything."""
+
+    images: list[tuple[str, Image.Image]]  # (where in the request, lazily opened image)
+    option_fields: dict[str, object] = field(default_factory=dict)
+    single: bool = True
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """(width, height) of each image, as stored (EXIF rotation swaps them, not their product)."""
+        return [image.size for _, image in self.images]
+
+    @property
+    def pixels(self) -> int:
+        return sum(width * height for width, height in self.sizes)
+
+
 def decode_body(content_type: str | None, body: bytes, limits: DecodeLimits) -> DecodedRequest:
+    return decode_opened(open_body(content_type, body, limits))
+
+
+def decode_opened(opened: OpenedRequest) -> DecodedRequest:
+    """Decode the pixels of images `open_body` accepted."""
+    images = [_to_bgr(image, where) for where, image in opened.images]
+    return DecodedRequest(images, opened.option_fields, opened.single)
+
+
+def open_body(content_type: str | None, body: bytes, limits: DecodeLimits) -> OpenedRequest:
+    """Parse the body and read each image's header; every limit on sizes is checked here."""
     kind = check_content_type(content_type)
     if not body:
         raise RequestError(400, "request body is empty; send an image or a JSON document")
@@ -83,7 +113,7 @@ def decode_body(content_type: str | None, body: bytes, limits: DecodeLimits) -> 
         blobs, option_fields, single = [("image", body)], {}, True
     opened = [(where, _open_lazily(data, where)) for where, data in blobs]
     _check_pixels(opened, limits)
-    return DecodedRequest([_to_bgr(image, where) for where, image in opened], option_fields, single)
+    return OpenedRequest(opened, option_fields, single)
 
 
 def body_too_large_error(size: int, limits: DecodeLimits) -> RequestError:
@@ -195,10 +225,12 @@ def _check_pixels(opened: list[tuple[str, Image.Image]], limits: DecodeLimits) -
 
 
 def _to_bgr(image: Image.Image, where: str) -> np.ndarray:
-    """Decode the pixels; EXIF orientation applied, as `cv2.imread` does for training images."""
+    """Decode the pixels, EXIF orientation applied by preprocessing's rule (`images_io.upright`),
+    so the model sees what it was trained on; read from the header, before loading, as there."""
     try:
+        orientation = exif_orientation(image)
         image.load()
-        pixels = _pixels(ImageOps.exif_transpose(image))
+        pixels = upright(_pixels(image), orientation)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise RequestError(400, f"{where}: corrupt or truncated image ({shorten(str(exc))})") from None
     code = cv2.COLOR_GRAY2BGR if pixels.ndim == 2 else cv2.COLOR_RGB2BGR

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from yolo_core.infer.deadline import Deadline
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.sliced import predict_sliced
 from yolo_core.serving.options import InferenceOptions
@@ -92,14 +93,19 @@ class ModelHolder:
         for size in sizes:
             predictor.predict([image] * size)
 
-    def run(self, images: list[np.ndarray], options: InferenceOptions) -> list[Detections]:
-        """One forward pass (or one sliced pass) over images that share `options`."""
+    def run(
+        self, images: list[np.ndarray], options: InferenceOptions, deadline: Deadline | None = None
+    ) -> list[Detections]:
+        """One forward pass (or one sliced pass) over images that share `options`; `deadline` is
+        checked between forward passes (`DeadlineExceeded`)."""
         predictor = self.predictor
         if predictor is None:
             raise RuntimeError("the model is not loaded")
         iou = {} if options.iou is None else {"iou": options.iou}
         if not options.sliced:
-            return predictor.predict(images, conf=options.conf, max_det=options.max_det, **iou)
+            return predictor.predict(
+                images, conf=options.conf, max_det=options.max_det, deadline=deadline, **iou
+            )
         # `iou` means NMS IoU on both paths: for slicing, the NMS inside each tile (the cross-tile
         # merge keeps its own, IoS-based default).
         framed = predict_sliced(
@@ -110,6 +116,7 @@ class ModelHolder:
             full_frame=options.full_frame,
             conf=options.conf,
             max_det=options.max_det,
+            deadline=deadline,
             **({} if options.iou is None else {"tile_iou": options.iou}),
         )
         return [detections.best(options.max_det) for detections in framed]  # max_det there is per tile

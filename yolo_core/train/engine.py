@@ -114,6 +114,12 @@ class ToolkitTrainer(DetectionTrainer):
 
     def run_callbacks(self, event: str) -> None:
         super().run_callbacks(event)
+        if event == "on_train_epoch_start":
+            self._first_batch_done = False
+        elif event == "on_train_batch_end" and not getattr(self, "_first_batch_done", True):
+            # A progress marker: a watcher (or a test sending SIGTERM) knows the epoch is under way.
+            self._first_batch_done = True
+            LOG.info("epoch %d: first batch done", self.epoch + 1)
         signal_state = self.stop_signal
         if signal_state is None or signal_state.received is None:
             return

@@ -7,6 +7,8 @@ id is stored in the run's state file, so a resumed run continues the same MLflow
 
 Every call goes through the `TRACKING` retry policy; a tracking failure in the middle of training
 is logged and training goes on (hours of GPU time are worth more than one lost metric).
+Parameters and messages carry the tracking URI only through `redact_uri`: its credentials connect,
+they are never recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_core.errors import UserInputError
+from yolo_core.redact import redact_text, redact_uri, redact_values
 from yolo_core.retry import TRACKING, apply_mlflow_http_policy, call_with_retry
 from yolo_core.train.checkpoint import atomic_write_bytes, commit_file
 
@@ -99,7 +102,9 @@ class LocalStore:
 def _check_uri(uri: str) -> None:
     if uri.startswith("arn:"):
         if not re.match(r"^arn:aws[\w-]*:sagemaker:[\w-]+:\d{12}:mlflow-(tracking-server|app)/", uri):
-            raise UserInputError(f"hyperparameter 'tracking_uri': {uri!r} is not a SageMaker MLflow ARN")
+            raise UserInputError(
+                f"hyperparameter 'tracking_uri': {redact_uri(uri)!r} is not a SageMaker MLflow ARN"
+            )
         try:
             import sagemaker_mlflow  # noqa: F401 - registers the arn: scheme with MLflow
         except ImportError:
@@ -109,7 +114,8 @@ def _check_uri(uri: str) -> None:
         return
     if not re.match(r"^(https?|sqlite|postgresql|mysql|file|databricks)(\+\w+)?:", uri):
         raise UserInputError(
-            f"hyperparameter 'tracking_uri': {uri!r} is not an http(s)://, sqlite:// or SageMaker ARN URI"
+            f"hyperparameter 'tracking_uri': {redact_uri(uri)!r} is not an http(s)://, sqlite:// "
+            "or SageMaker ARN URI"
         )
 
 
@@ -167,7 +173,7 @@ class RunTracker:
         run = call_with_retry(
             tracker.client.create_run,
             experiment_id,
-            tags=dict(tags),
+            tags=redact_values(tags),
             run_name=run_name or None,
             policy=TRACKING,
             what="MLflow create_run",
@@ -182,7 +188,9 @@ class RunTracker:
             call_with_retry(self.client.get_run, run_id, policy=TRACKING, what="MLflow get_run")
         except MlflowException as exc:
             if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-                LOG.warning("MLflow run %s not found at %s; starting a new run", run_id, self.tracking_uri)
+                LOG.warning(
+                    "MLflow run %s not found at %s; starting a new run", run_id, redact_uri(self.tracking_uri)
+                )
                 return False
             raise
         return True
@@ -200,12 +208,13 @@ class RunTracker:
         try:
             call_with_retry(fn, *args, policy=TRACKING, what=f"MLflow {what}", **kwargs)
         except Exception as exc:  # noqa: BLE001 - tracking must not end a training run
-            LOG.warning("MLflow %s failed, continuing without it: %s", what, exc)
+            LOG.warning("MLflow %s failed, continuing without it: %s", what, redact_text(str(exc)))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(key, str(value)[:_PARAM_VALUE_LIMIT]) for key, value in sorted(params.items())]
+        redacted = redact_values(params)
+        items = [Param(key, str(value)[:_PARAM_VALUE_LIMIT]) for key, value in sorted(redacted.items())]
         for start in range(0, len(items), 100):  # MLflow accepts 100 params per batch
             self._safely("log params", self.client.log_batch, self.run_id, params=items[start : start + 100])
 
@@ -219,7 +228,7 @@ class RunTracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        items = [RunTag(key, str(value)) for key, value in tags.items()]
+        items = [RunTag(key, str(value)) for key, value in redact_values(tags).items()]
         self._safely("set tags", self.client.log_batch, self.run_id, tags=items)
 
     def log_artifacts(self, files: Iterable[tuple[Path, str]]) -> None:

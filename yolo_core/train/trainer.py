@@ -28,6 +28,7 @@ from typing import Any
 from yolo_core.errors import UserInputError
 from yolo_core.hyperparams import Hyperparameters
 from yolo_core.model_card import WEIGHTS_FILE, ModelCard
+from yolo_core.redact import redact_values
 from yolo_core.runtime import apply_thread_count, cpu_thread_count
 from yolo_core.train.augment import AugmentConfig, augment_config
 from yolo_core.train.checkpoint import Checkpoint, CheckpointStore, atomic_copy
@@ -38,6 +39,7 @@ from yolo_core.train.run_state import FINISHED, RunState
 from yolo_core.train.spot import StopSignal, TrainingInterrupted
 from yolo_core.train.tracking import LocalStore, NoTracker, RunTracker, TrackingCallbacks
 from yolo_core.version import code_version, git_commit
+from yolo_core.weights import sha256_of
 
 LOG = logging.getLogger(__name__)
 RUN_SUBDIR = "run"
@@ -112,8 +114,14 @@ def _disable_ultralytics_integrations() -> None:
         SETTINGS.update(enabled)
 
 
+# Where the run's MLflow lives is a connection detail, not a training setting: run_state.json keeps
+# it redacted (the checkpoint folder is synced to S3), so a resumed run connects with the URI given.
+_CONNECTION_FIELDS = ("tracking_uri",)
+
+
 def _recorded_hyperparameters(state: RunState, given: Hyperparameters) -> Hyperparameters:
-    recorded = Hyperparameters.from_mapping(state.hyperparameters, source="run_state.json")
+    connection = {name: getattr(given, name) for name in _CONNECTION_FIELDS}
+    recorded = Hyperparameters.from_mapping({**state.hyperparameters, **connection}, source="run_state.json")
     changed = sorted(k for k, v in given.to_dict().items() if recorded.to_dict().get(k) != v)
     if changed:
         LOG.warning("resuming with the run's recorded hyperparameters; ignoring new values of %s", changed)
@@ -281,7 +289,7 @@ def _finalize_stored_run(plan: _Plan) -> dict[str, float]:
 def _export(plan: _Plan, state: RunState, job: TrainingJob) -> ModelCard:
     """best weights (stripped) + model.json into the model folder."""
     model_dir = Path(job.model_dir)
-    atomic_copy(plan.store.final_path, model_dir / WEIGHTS_FILE)
+    weights = atomic_copy(plan.store.final_path, model_dir / WEIGHTS_FILE)
     card = ModelCard(
         class_names=plan.data.class_names,
         imgsz=plan.hp.imgsz,
@@ -289,6 +297,7 @@ def _export(plan: _Plan, state: RunState, job: TrainingJob) -> ModelCard:
         metrics=_card_metrics(state.metrics),
         code_version=code_version(),
         model=plan.hp.model,
+        weights_sha256=sha256_of(weights),  # readers refuse weights that differ (yolo_core.weights)
         hyperparameters=plan.hp.to_dict(),
         extra={
             "epochs_completed": state.epochs_completed,
@@ -382,9 +391,8 @@ def train(job: TrainingJob) -> TrainingOutcome:
     resume = plan.store.newest_good()
     if state is None:
         digest = job.dataset_hash or dataset_hash(plan.data)
-        state = RunState(
-            hyperparameters=plan.hp.to_dict(), augment=plan.augment.to_dict(), dataset_hash=digest
-        )
+        recorded = redact_values(plan.hp.to_dict())
+        state = RunState(hyperparameters=recorded, augment=plan.augment.to_dict(), dataset_hash=digest)
     state.starts += 1
     state.resumes += int(resume is not None)
     state.class_names = plan.data.class_names
