@@ -6,25 +6,29 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 ULTRALYTICS_VERSION := 8.4.190
 STAMP := $(VENV)/.installed
+# The lock (images/scripts/lock_requirements.py writes it from the tested venv): every install below
+# is constrained to its versions, and images/requirements.txt is derived from it.
+LOCK := constraints.txt
+PIP_LOCKED = $(PIP) install -q -c $(LOCK)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo test test-fast lint bench build push clean
-.PHONY: run-preprocess run-train run-evaluate run-serve
+.PHONY: run-preprocess run-train run-evaluate run-serve train-tree check-clean
 
 setup: $(STAMP)
 
 # Reinstalls only when the pinned requirements change, so a second `make setup` takes seconds.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q -e '.[train,pipeline,dev]'
+	$(PIP_LOCKED) --upgrade pip setuptools wheel
+	$(PIP_LOCKED) -e '.[train,pipeline,dev]'
 	# sahi's own needs (it imports neither pybboxes nor terminaltables; pybboxes would pin numpy 1.24),
 	# before the --no-deps installs: pip would otherwise warn that their unmet pins are unmet.
-	$(PIP) install -q "shapely>=2" fire click
+	$(PIP_LOCKED) "shapely>=2" fire click
 	# Ultralytics without its deps: its requirements above, minus the GUI opencv build.
-	$(PIP) install -q --no-deps ultralytics==$(ULTRALYTICS_VERSION) sahi==0.12.8
+	$(PIP_LOCKED) --no-deps ultralytics==$(ULTRALYTICS_VERSION) sahi==0.12.8
 	-$(PIP) uninstall -q -y opencv-python opencv-contrib-python 2>/dev/null
-	$(PIP) install -q --force-reinstall --no-deps "$$($(PIP) freeze | grep -i '^opencv-python-headless==')"
+	$(PIP_LOCKED) --force-reinstall --no-deps "$$($(PIP) freeze | grep -i '^opencv-python-headless==')"
 	$(PY) -c "import cv2, torch, ultralytics, albumentations; print('setup ok: torch', torch.__version__, 'ultralytics', ultralytics.__version__, 'cv2', cv2.__version__)"
 	@touch $@
 
@@ -67,6 +71,8 @@ OPT_ML ?= $(CURDIR)/opt_ml
 PORT ?= 8080
 ARGS ?=
 DOCKER_RUN = images/scripts/docker-run-gpu.sh $(DOCKER) --rm --pull never --user $$(id -u):$$(id -g) --shm-size 8g
+# Made by the caller before docker mounts it: a missing mount source would be created root-owned.
+MAKE_OPT_ML = mkdir -p $(OPT_ML)
 
 build:
 	@set -e; for image in $(IMAGES); do \
@@ -76,22 +82,44 @@ build:
 	    --tag $(IMAGE_PREFIX)$$image:$(IMAGE_TAG) --tag $(IMAGE_PREFIX)$$image:latest . ; \
 	done
 
+# Only a committed tree: a -dirty tag names no commit, and ECR's immutable tags would keep the
+# first such build forever. (check-clean comes before setup: a refused push installs nothing.)
+check-clean:
+	@if [ -n "$(GIT_DIRTY)" ]; then \
+	  echo "error: make push: the tree has uncommitted changes (tag $(IMAGE_TAG)); commit, then make build push" >&2; \
+	  exit 1; \
+	fi
+
 # To ECR (this account and region, from the usual AWS settings), or to REGISTRY=host[:port][/path].
-push: setup
+# The tag pushed is recorded for `python -m pipeline upsert` (pipeline/pushed_images.py).
+push: check-clean setup
 	$(PY) images/scripts/push.py --tag $(IMAGE_TAG) --docker $(DOCKER) $(if $(REGISTRY),--registry $(REGISTRY)) \
+	  $(if $(PUSHED_RECORD),--record $(PUSHED_RECORD)) \
 	  $(addprefix $(IMAGE_PREFIX),$(IMAGES))
 
 run-preprocess:
+	$(MAKE_OPT_ML)/processing/input/data $(OPT_ML)/processing/output
 	$(DOCKER_RUN) -v $(OPT_ML):/opt/ml $(IMAGE_PREFIX)preprocess:$(IMAGE_TAG) preprocess $(ARGS)
 
 run-train:
+	$(MAKE_OPT_ML)/input/config $(OPT_ML)/input/data $(OPT_ML)/model $(OPT_ML)/output $(OPT_ML)/checkpoints
 	$(DOCKER_RUN) -v $(OPT_ML):/opt/ml $(IMAGE_PREFIX)train:$(IMAGE_TAG) train
 
 run-evaluate:
+	$(MAKE_OPT_ML)/processing/input $(OPT_ML)/processing/output $(OPT_ML)/output
 	$(DOCKER_RUN) -v $(OPT_ML):/opt/ml $(IMAGE_PREFIX)train:$(IMAGE_TAG) evaluate $(ARGS)
 
 run-serve:
+	$(MAKE_OPT_ML)/model
 	$(DOCKER_RUN) -v $(OPT_ML)/model:/opt/ml/model:ro -p 127.0.0.1:$(PORT):8080 $(IMAGE_PREFIX)inference:$(IMAGE_TAG) serve
+
+# A training tree for `make run-train` from preprocess's dataset: DATASET=path/to/dataset, and
+# HP="epochs=10 imgsz=640" for hyperparameters (the contract's layout, entrypoints/contract.py).
+DATASET ?=
+HP ?=
+train-tree: setup
+	@test -n "$(DATASET)" || { echo "error: make train-tree: give DATASET=path/to/dataset (with data.yaml)" >&2; exit 1; }
+	$(PY) -m pipeline layout --dataset $(DATASET) --opt-ml $(OPT_ML) $(addprefix --hp ,$(HP))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

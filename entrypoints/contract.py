@@ -6,6 +6,7 @@ at /opt/ml or the environment. `SAGEMAKER_BASE_DIR` moves the tree for local run
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -71,6 +72,21 @@ class TrainingPaths:
     @property
     def checkpoint_dir(self) -> Path:
         return self.base / "checkpoints"
+
+
+def write_training_config(paths: TrainingPaths, hyperparameters: dict[str, str], channels: list[str]) -> None:
+    """The config files SageMaker writes before a training job starts, and its empty folders.
+
+    For every tree laid out outside SageMaker: the local runner's and `make train-tree`'s."""
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    paths.hyperparameters_file.write_text(json.dumps(hyperparameters, indent=2))
+    channel_config = {
+        name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"} for name in channels
+    }
+    paths.input_data_config_file.write_text(json.dumps(channel_config, indent=2))
+    paths.resource_config_file.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    for folder in (paths.model_dir, paths.output_dir, paths.checkpoint_dir):
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 @dataclass(frozen=True)

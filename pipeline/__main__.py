@@ -9,6 +9,11 @@ approve or reject registered models, show their lineage, and run the demo.
   reject      reject a registered model version
   lineage     data, code, images and pipeline run behind a model version
   features    write a baseline's image statistics to the feature store
+  layout      lay out a SageMaker training tree (/opt/ml) from a dataset folder, for `make run-train`
+  deploy      an approved version: staging, its tests, the gate, production (blue/green)
+  promote     pass the manual gate: the staged version to production (audit-logged)
+  rollback    put the previous production version back (audit-logged)
+  templates   CloudFormation for the endpoints, alarms, autoscaling and the approval rule
   demo        synthetic data -> local pipeline -> registry -> approval -> local serving
 """
 
@@ -25,6 +30,7 @@ from yolo_core.errors import UserInputError
 from yolo_core.runtime import configure_offline
 
 DEFAULT_WORK_DIR = Path(".pipeline")
+VERSION_HELP = "MLflow version number, 'latest', a SageMaker model package ARN, or sagemaker:N"
 
 
 def _env_args(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     upsert = commands.add_parser("upsert", help="create or update the pipeline in SageMaker")
     _env_args(upsert)
     upsert.add_argument("--commit", default="")
+    upsert.add_argument(
+        "--image-tag", default="", help="images' tag (default: the one `make push` pushed, else the config's)"
+    )
 
     start = commands.add_parser("start", help="start a pipeline execution")
     _env_args(start)
@@ -76,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "--hp", action="append", default=[], metavar="NAME=VALUE", help="extra fixed hyperparameter"
     )
     local.add_argument("--docker", action="store_true", help="run each step in its image")
+    local.add_argument("--gpus", action="store_true", help="with --docker: give the containers every GPU")
     local.add_argument("--moto", action="store_true", help="use a throwaway moto server as AWS")
     local.add_argument(
         "--no-register", action="store_true", help="stop after the quality gate (no AWS needed)"
@@ -85,14 +95,14 @@ def _parser() -> argparse.ArgumentParser:
         decide = commands.add_parser(name, help=f"{verb} a registered model version")
         _env_args(decide)
         _store_args(decide)
-        decide.add_argument("--version", required=True, help="model version number, or 'latest'")
+        decide.add_argument("--version", required=True, help=VERSION_HELP)
         decide.add_argument("--reason", required=True, help="why (recorded in the audit log)")
         decide.add_argument("--who", default="", help="who decides (default: the OS user)")
 
     lineage = commands.add_parser("lineage", help="where a model version came from")
     _env_args(lineage)
     _store_args(lineage)
-    lineage.add_argument("--version", default="latest")
+    lineage.add_argument("--version", default="latest", help=VERSION_HELP)
 
     features = commands.add_parser("features", help="feature-store records from a preprocess baseline")
     _env_args(features)
@@ -100,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     features.add_argument("--dataset-hash", required=True, help="dataset_hash from dataset.json")
     features.add_argument("--out", type=Path, default=Path("features"), help="folder for the Parquet files")
     features.add_argument("--offline-store", action="store_true", help="also write to S3 + the feature group")
+
+    layout = commands.add_parser("layout", help="a SageMaker training tree from a dataset folder")
+    layout.add_argument("--dataset", type=Path, required=True, help="preprocess's dataset (with data.yaml)")
+    layout.add_argument("--opt-ml", type=Path, required=True, help="the tree to lay out (mounted as /opt/ml)")
+    layout.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
+
+    from pipeline.deploy.cli import add_arguments as add_deploy_arguments
+
+    add_deploy_arguments(commands, _env_args, _store_args, VERSION_HELP)
 
     demo = commands.add_parser("demo", help="the whole path on synthetic data, on this machine")
     from pipeline.demo import add_demo_arguments
@@ -135,18 +154,27 @@ def cmd_definition(args: argparse.Namespace) -> int:
 
 
 def cmd_upsert(args: argparse.Namespace) -> int:
+    from pipeline.aws import refuse_placeholder_account
+    from pipeline.pushed_images import pushed_tag
     from pipeline.sagemaker_render import upsert
 
-    print(upsert(_config(args), _commit(args)))
+    config = _config(args)
+    refuse_placeholder_account(config, "upsert")
+    tag = args.image_tag or pushed_tag(config.images.registry) or config.images.tag
+    config = config.model_copy(update={"images": config.images.model_copy(update={"tag": tag})})
+    print(f"images: {config.images.registry}/...:{tag}", file=sys.stderr)
+    print(upsert(config, _commit(args)))
     return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     from pipeline import dag as d
+    from pipeline.aws import refuse_placeholder_account
     from pipeline.sagemaker_render import start
 
     config = _config(args)
-    parameters = d.parse_parameter_overrides(d.build_dag(config.training.hyperparameters), args.param)
+    parameters = d.parse_parameter_overrides(d.build_dag(config), args.param)
+    refuse_placeholder_account(config, "start")
     print(start(config, parameters, display_name=args.display_name or None))
     return 0
 
@@ -163,11 +191,16 @@ def _hyperparameters(items: list[str]) -> dict[str, str]:
 def cmd_local(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
+    from pipeline.aws import refuse_placeholder_account
     from pipeline.dag import split_pairs
     from pipeline.local_runner import LocalRunSettings, run_local, summary
     from pipeline.tracking import ui_command
 
     config = _config(args)
+    if args.gpus and not args.docker:
+        raise UserInputError("--gpus: only with --docker (without it the steps use this machine's GPUs)")
+    if not args.moto and not (args.no_register and not f"{args.input}{args.store}".startswith("s3://")):
+        refuse_placeholder_account(config, "local (registers in SageMaker; --no-register needs no AWS)")
     with ExitStack() as stack:
         if args.moto:
             from pipeline.local_aws import use_moto
@@ -181,6 +214,7 @@ def cmd_local(args: argparse.Namespace) -> int:
             hyperparameters=_hyperparameters(args.hp),
             tracking_uri=args.tracking_uri,
             docker=args.docker,
+            gpus=args.gpus,
             register=not args.no_register,
             audit_log=args.audit_log,
         )
@@ -202,6 +236,9 @@ def _registry(args: argparse.Namespace):
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
+    from pipeline.aws import refuse_placeholder_account
+
+    refuse_placeholder_account(_config(args), args.command)
     registry = _registry(args)
     decide = registry.approve if args.command == "approve" else registry.reject
     model = decide(args.version, args.reason, args.who or None)
@@ -221,12 +258,29 @@ def cmd_features(args: argparse.Namespace) -> int:
     files = write_feature_files(args.baseline, args.dataset_hash, args.out)
     print(f"{files.image_count} image records: {files.images}; class summaries: {files.classes}")
     if args.offline_store:
-        from pipeline.aws import AwsClients
+        from pipeline.aws import AwsClients, refuse_placeholder_account
 
+        refuse_placeholder_account(config, "features --offline-store")
         aws = AwsClients(config.region)
         written = write_offline_store(config, files, args.dataset_hash, aws.sagemaker, aws.s3)
         print(f"offline store: {written.images_uri} (feature group {written.feature_group_arn})")
     return 0
+
+
+def cmd_layout(args: argparse.Namespace) -> int:
+    from pipeline.layout import lay_out_training_tree
+
+    hyperparameters = _hyperparameters(args.hp)
+    base = lay_out_training_tree(args.dataset, args.opt_ml, hyperparameters)
+    print(f"training tree in {base}: input/data/dataset, input/config/*.json; `make run-train OPT_ML={base}`")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from pipeline.deploy.cli import run
+
+    needs_registry = args.command in {"deploy", "promote"}
+    return run(args, _config(args), _registry(args) if needs_registry else None)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -244,6 +298,11 @@ COMMANDS = {
     "reject": cmd_decide,
     "lineage": cmd_lineage,
     "features": cmd_features,
+    "layout": cmd_layout,
+    "deploy": cmd_deploy,
+    "promote": cmd_deploy,
+    "rollback": cmd_deploy,
+    "templates": cmd_deploy,
     "demo": cmd_demo,
 }
 
@@ -259,14 +318,18 @@ def _with_clear_aws_errors(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    configure_offline()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
         from pipeline.demo import check_demo_arguments
 
         check_demo_arguments(parser, args)
-    run_main(lambda: _with_clear_aws_errors(args))
+
+    def offline_command() -> int:
+        configure_offline()  # inside run_main: a refused cache folder is a one-line error
+        return _with_clear_aws_errors(args)
+
+    run_main(offline_command)
 
 
 if __name__ == "__main__":

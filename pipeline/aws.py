@@ -6,9 +6,12 @@ a moto server on loopback.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.config import EnvConfig
+from yolo_core.errors import UserInputError
 from yolo_core.retry import aws_client_config
 
 
@@ -47,3 +50,13 @@ class AwsClients:
                 else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
             )
             self.s3.create_bucket(Bucket=bucket, **extra)
+
+
+def refuse_placeholder_account(config: EnvConfig, action: str) -> None:
+    """The bundled configs name example accounts: against real AWS, `action` would create resources
+    in whatever account the caller's credentials belong to, under names meant for someone else."""
+    if config.placeholder_account and not os.environ.get("AWS_ENDPOINT_URL"):
+        raise UserInputError(
+            f"{action}: pipeline/config/{config.name}.yaml names the example account {config.account}; "
+            "put your account, roles, bucket and registry there (or use --moto for a local stand-in)"
+        )

@@ -25,6 +25,12 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# What a SageMaker job can reach: a SageMaker managed MLflow server (ARN) or an HTTP(S) server.
+_CLOUD_TRACKING = re.compile(
+    r"^(none|https?://\S+|arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-[\w/.-]+)$"
+)
+# The accounts in the bundled configs: examples, never a real account to create resources in.
+PLACEHOLDER_ACCOUNTS = frozenset({"123456789012", "234567890123", "345678901234"})
 
 
 class _Strict(BaseModel):
@@ -137,6 +143,63 @@ class FeatureStore(_Strict):
     offline_prefix: str = "feature-store"
 
 
+class TrafficShift(_Strict):
+    """Blue/green traffic shifting of a production update (SageMaker deployment guardrails)."""
+
+    type: Literal["CANARY", "LINEAR", "ALL_AT_ONCE"] = "CANARY"
+    step_percent: int = Field(default=10, ge=1, le=50, description="canary size, or each linear step")
+    wait_s: int = Field(default=300, ge=0, le=3600, description="baking period after each shift")
+    termination_wait_s: int = Field(default=300, ge=0, le=3600, description="old fleet kept after")
+
+
+class Alarms(_Strict):
+    """CloudWatch alarms that roll a production update back (and page, once live)."""
+
+    max_5xx_errors: int = Field(default=1, ge=1, description="Invocation5XXErrors per period")
+    max_model_latency_ms: int = Field(default=2000, ge=1, description="ModelLatency p99")
+    max_model_errors: int = Field(default=1, ge=1, description="the model's own error count per period")
+    period_s: int = Field(default=60, ge=10)
+    evaluation_periods: int = Field(default=2, ge=1)
+
+
+class Autoscaling(_Strict):
+    min_instances: int = Field(default=1, ge=1)
+    max_instances: int = Field(default=2, ge=1)
+    invocations_per_instance: int = Field(default=100, ge=1, description="target, per minute")
+
+    @model_validator(mode="after")
+    def _max_covers_min(self) -> Autoscaling:
+        if self.max_instances < self.min_instances:
+            raise ValueError(
+                f"max_instances ({self.max_instances}) is below min_instances ({self.min_instances})"
+            )
+        return self
+
+
+class Deployment(_Strict):
+    """Staging, its tests, the gate and production for approved models of this environment."""
+
+    project: str = Field(pattern=_NAME.pattern, description="endpoints are <project>-staging / -prod")
+    gate: Literal["automatic", "manual"] = "manual"
+    accuracy_tolerance: Fraction = Field(default=0.05, description="endpoint mAP50-95 below registered")
+    holdout_dataset: str = Field(default="", description="labelled YOLO folder sent through staging")
+    holdout_images: int = Field(default=16, ge=1, le=1000)
+    staging_instance_type: str = "ml.m5.xlarge"
+    production_instance_type: str = "ml.g4dn.xlarge"
+    capture_prefix: str = "data-capture"
+    capture_percentage: int = Field(default=100, ge=0, le=100)
+    traffic: TrafficShift = TrafficShift()
+    alarms: Alarms = Alarms()
+    autoscaling: Autoscaling = Autoscaling()
+
+    @field_validator("staging_instance_type", "production_instance_type")
+    @classmethod
+    def _is_sagemaker_type(cls, value: str) -> str:
+        if not _INSTANCE_TYPE.match(value):
+            raise ValueError(f"{value!r} is not a SageMaker instance type such as ml.m5.xlarge")
+        return value
+
+
 class EnvConfig(_Strict):
     """Everything that differs between dev, staging and prod."""
 
@@ -148,7 +211,10 @@ class EnvConfig(_Strict):
     prefix: str = Field(default="drone-yolo", pattern=r"^[\w.-]+(/[\w.-]+)*$")
     pipeline_name: str = Field(pattern=_NAME.pattern)
     model_package_group: str = Field(pattern=_NAME.pattern)
-    mlflow_tracking_uri: str = ""
+    mlflow_tracking_uri: str = Field(
+        default="none", description="MLflow of the cloud jobs: a SageMaker MLflow ARN, http(s)://, or none"
+    )
+    mlflow_experiment: str = Field(default="", description="MLflow experiment ('' : the pipeline name)")
     images: Images
     instance_types: InstanceTypes
     spot: Spot = Spot()
@@ -156,6 +222,7 @@ class EnvConfig(_Strict):
     thresholds: Thresholds
     training: Training = Training()
     feature_store: FeatureStore
+    deployment: Deployment
 
     @field_validator("region")
     @classmethod
@@ -163,6 +230,25 @@ class EnvConfig(_Strict):
         if not _REGION.match(value):
             raise ValueError(f"{value!r} is not an AWS region such as eu-west-1")
         return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _is_cloud_tracking_uri(cls, value: str) -> str:
+        value = value.strip() or "none"
+        if not _CLOUD_TRACKING.match(value):
+            raise ValueError(
+                f"{value!r} is not reachable from a SageMaker job: give a SageMaker MLflow ARN, "
+                "an http(s):// URI, or none"
+            )
+        return value
+
+    @property
+    def experiment_name(self) -> str:
+        return self.mlflow_experiment or self.pipeline_name
+
+    @property
+    def placeholder_account(self) -> bool:
+        return self.account in PLACEHOLDER_ACCOUNTS
 
     @field_validator("bucket")
     @classmethod

@@ -1,9 +1,12 @@
 """The model-build DAG, declared once.
 
-Preprocess -> Train -> Evaluate -> quality gate (one check per metric) -> Register, or a Fail
-step naming the metric that fell short. The SageMaker renderer (`sagemaker_render`) and the local
-runner (`local_runner`) both walk this declaration, so a step, an input, a parameter or a
-threshold cannot exist in one and not in the other. Nothing here imports the SageMaker SDK.
+Preprocess -> (FeatureStore) -> Train -> Evaluate -> quality gate (one check per metric) ->
+Register -> MlflowMirror, or a Fail step naming the metric that fell short. FeatureStore writes
+the baseline's image statistics to the feature store beside training; MlflowMirror gives the
+registered model package its MLflow model version (the registry's other half). The SageMaker
+renderer (`sagemaker_render`) and the local runner (`local_runner`) both walk this declaration, so
+a step, an input, a parameter or a threshold cannot exist in one and not in the other. Nothing
+here imports the SageMaker SDK.
 """
 
 from __future__ import annotations
@@ -45,6 +48,21 @@ class OutputRef:
 
 
 @dataclass(frozen=True)
+class StepPropertyRef:
+    """A property of a step known once it ran (`ModelPackageArn` of the Register step)."""
+
+    step: str
+    property: str
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """The URI of one of the images (registry/repository:tag, the tag a parameter)."""
+
+    image: ImageName
+
+
+@dataclass(frozen=True)
 class MetricRef:
     """A value read from a step's JSON report (a SageMaker PropertyFile + JsonGet)."""
 
@@ -53,14 +71,17 @@ class MetricRef:
     json_path: str
 
 
-Value = str | int | float | bool | ParamRef | MetricRef
+Value = str | int | float | bool | ParamRef | MetricRef | StepPropertyRef | ImageRef | OutputRef
 Source = ParamRef | OutputRef
 
 
 @dataclass(frozen=True)
 class Input:
+    """A step input; `path` picks one file of the source (a manifest) instead of all of it."""
+
     name: str
     source: Source
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,9 @@ class ProcessingStep:
     outputs: tuple[str, ...]
     arguments: tuple[Value, ...] = ()
     property_files: tuple[PropertyFile, ...] = ()
+    # Talks to AWS and MLflow rather than computing from its inputs: the local runner never
+    # caches it, and runs it on the host (where the tracking store and the AWS endpoint are).
+    service: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,8 @@ class Gate:
 
 
 PREPROCESS, TRAIN, EVALUATE, REGISTER = "Preprocess", "Train", "Evaluate", "RegisterModel"
+FEATURE_STORE, MLFLOW_MIRROR = "FeatureStore", "MlflowMirror"
+FEATURES_OUTPUT, MIRROR_OUTPUT = "features", "mirror"
 EVALUATION_FILE = "evaluation.json"
 EVALUATION_PROPERTY_FILE = "EvaluationReport"
 
@@ -172,6 +198,13 @@ PARAMETERS = (
     Param("PreprocessImageTag", "string", lambda c: c.images.tag, "tag of the preprocess image"),
     Param("TrainImageTag", "string", lambda c: c.images.tag, "tag of the train image (also evaluates)"),
     Param("InferenceImageTag", "string", lambda c: c.images.tag, "tag of the inference image registered"),
+    Param(
+        "MlflowTrackingUri",
+        "string",
+        lambda c: c.mlflow_tracking_uri,
+        "MLflow for training and the registry's mirror: a SageMaker MLflow ARN, http(s)://, or none",
+    ),
+    Param("MlflowExperiment", "string", lambda c: c.experiment_name, "MLflow experiment of the runs"),
 )
 
 IMAGE_TAG_PARAMS: dict[str, str] = {
@@ -226,10 +259,43 @@ class Dag:
     def first_gate(self) -> str:
         return _check_name(GATES[0])
 
+    def followers(self, name: str) -> tuple[Step, ...]:
+        """The steps that read something of step `name` directly."""
+        return tuple(s for s in self.steps if name in references(s))
 
-def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None = None) -> Dag:
-    """The DAG; `fixed_hyperparameters` are the environment's constant training settings."""
-    fixed = tuple(sorted((fixed_hyperparameters or {}).items()))
+    def gated(self) -> set[str]:
+        """Steps that run only when a condition leads to them: its targets and what follows those."""
+        targets = {n for s in self.steps if isinstance(s, ConditionStep) for n in (s.on_pass, s.on_fail)}
+        return targets | {f.name for t in targets for f in self.followers(t)}
+
+    def shared(self) -> tuple[Step, ...]:
+        """Steps that need nothing of training: rendered once, whatever the training capacity."""
+        after_train = {TRAIN}
+        for step in self.steps:  # declared in dependency order
+            if references(step) & after_train:
+                after_train.add(step.name)
+        return tuple(s for s in self.steps if s.name not in after_train and s.name not in self.gated())
+
+
+def references(step: Step) -> set[str]:
+    """The names of the steps whose outputs or properties `step` reads."""
+    values: list[object] = []
+    if isinstance(step, ProcessingStep):
+        values = [i.source for i in step.inputs] + list(step.arguments)
+    elif isinstance(step, TrainingStep):
+        values = [c.source for c in step.channels] + [v for _, v in step.hyperparameters]
+    elif isinstance(step, RegisterStep):
+        values = [step.model, step.evaluation]
+    elif isinstance(step, ConditionStep):
+        values = [step.left]
+    elif isinstance(step, FailStep):
+        values = list(step.message)
+    return {v.step for v in values if isinstance(v, OutputRef | StepPropertyRef | MetricRef)}
+
+
+def build_dag(config: EnvConfig | None = None) -> Dag:
+    """The DAG of one environment: its fixed training settings and feature group are constants."""
+    fixed = tuple(sorted((config.training.hyperparameters if config else {}).items()))
     steps: tuple[Step, ...] = (
         ProcessingStep(
             PREPROCESS,
@@ -239,6 +305,19 @@ def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None 
             inputs=(Input("data", ParamRef("InputDataUri")),),
             outputs=("dataset", "report", "baseline"),
             arguments=("--format", ParamRef("InputFormat")),
+        ),
+        ProcessingStep(
+            FEATURE_STORE,
+            entrypoint="feature_store",
+            image="preprocess",
+            instance_type=ParamRef("PreprocessInstanceType"),
+            inputs=(
+                Input("baseline", OutputRef(PREPROCESS, "baseline")),
+                Input("manifest", OutputRef(PREPROCESS, "dataset"), path="dataset.json"),
+            ),
+            outputs=(FEATURES_OUTPUT,),
+            arguments=feature_store_arguments(config),
+            service=True,
         ),
         TrainingStep(
             TRAIN,
@@ -250,6 +329,8 @@ def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None 
                 *fixed,
                 ("epochs", ParamRef("Epochs")),
                 ("imgsz", ParamRef("ImageSize")),
+                ("tracking_uri", ParamRef("MlflowTrackingUri")),
+                ("experiment_name", ParamRef("MlflowExperiment")),
             ),
             use_spot=ParamRef("UseSpotInstances"),
         ),
@@ -273,8 +354,49 @@ def build_dag(fixed_hyperparameters: dict[str, str | int | float | bool] | None 
             evaluation_file=EVALUATION_FILE,
             image="inference",
         ),
+        ProcessingStep(
+            MLFLOW_MIRROR,
+            entrypoint="register_mirror",
+            image="train",
+            instance_type=ParamRef("PreprocessInstanceType"),
+            inputs=(
+                Input("model", OutputRef(TRAIN, "model")),
+                Input("evaluation", OutputRef(EVALUATE, "evaluation")),
+            ),
+            outputs=(MIRROR_OUTPUT,),
+            arguments=(
+                "--model-package-arn",
+                StepPropertyRef(REGISTER, "ModelPackageArn"),
+                "--tracking-uri",
+                ParamRef("MlflowTrackingUri"),
+                "--experiment",
+                ParamRef("MlflowExperiment"),
+                "--input-data-uri",
+                ParamRef("InputDataUri"),
+                "--dataset-location",
+                OutputRef(PREPROCESS, "dataset"),
+                *(part for image in IMAGE_TAG_PARAMS for part in ("--image", image, ImageRef(image))),  # type: ignore[arg-type]
+            ),
+            service=True,
+        ),
     )
     return Dag(parameters=PARAMETERS, steps=steps)
+
+
+def feature_store_arguments(config: EnvConfig | None) -> tuple[Value, ...]:
+    """Where the feature group and its offline store are: fixed per environment."""
+    if config is None:
+        return ()
+    return (
+        "--feature-group",
+        config.feature_store.feature_group,
+        "--offline-store-uri",
+        config.s3_uri(config.feature_store.offline_prefix),
+        "--role-arn",
+        config.roles.execution,
+        "--region",
+        config.region,
+    )
 
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}

@@ -123,46 +123,61 @@ def write_feature_files(
     )
 
 
-def feature_group_request(config: EnvConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FeatureGroupSpec:
+    """Which feature group, where its offline store is, and the role it writes with."""
+
+    name: str
+    offline_store_uri: str
+    role_arn: str
+
+    @classmethod
+    def of(cls, target: EnvConfig | FeatureGroupSpec) -> FeatureGroupSpec:
+        if isinstance(target, FeatureGroupSpec):
+            return target
+        store = target.feature_store
+        return cls(store.feature_group, target.s3_uri(store.offline_prefix), target.roles.execution)
+
+
+def feature_group_request(target: EnvConfig | FeatureGroupSpec) -> dict[str, Any]:
     """The CreateFeatureGroup request: offline store only, under the environment's bucket."""
+    spec = FeatureGroupSpec.of(target)
     return {
-        "FeatureGroupName": config.feature_store.feature_group,
+        "FeatureGroupName": spec.name,
         "RecordIdentifierFeatureName": RECORD_ID,
         "EventTimeFeatureName": EVENT_TIME,
         "FeatureDefinitions": [{"FeatureName": name, "FeatureType": kind} for name, kind in IMAGE_FEATURES],
         "OfflineStoreConfig": {
-            "S3StorageConfig": {"S3Uri": config.s3_uri(config.feature_store.offline_prefix)},
+            "S3StorageConfig": {"S3Uri": spec.offline_store_uri},
             "DisableGlueTableCreation": True,
         },
-        "RoleArn": config.roles.execution,
+        "RoleArn": spec.role_arn,
         "Description": "per-image statistics of training data (brightness, contrast, sharpness, size, boxes)",
     }
 
 
-def ensure_feature_group(config: EnvConfig, sagemaker: Any) -> dict[str, Any]:
+def ensure_feature_group(target: EnvConfig | FeatureGroupSpec, sagemaker: Any) -> dict[str, Any]:
     """Describe the feature group, creating it first if it does not exist."""
     from botocore.exceptions import ClientError
 
-    name = config.feature_store.feature_group
+    spec = FeatureGroupSpec.of(target)
     try:
-        return sagemaker.describe_feature_group(FeatureGroupName=name)
+        return sagemaker.describe_feature_group(FeatureGroupName=spec.name)
     except ClientError as exc:  # ResourceNotFound on AWS; moto answers with a server error
         if exc.response.get("Error", {}).get("Code") not in {"ResourceNotFound", "500", "InternalError"}:
             raise
-    sagemaker.create_feature_group(**feature_group_request(config))
-    return sagemaker.describe_feature_group(FeatureGroupName=name)
+    sagemaker.create_feature_group(**feature_group_request(spec))
+    return sagemaker.describe_feature_group(FeatureGroupName=spec.name)
 
 
 def write_offline_store(
-    config: EnvConfig, files: FeatureFiles, dataset_hash: str, sagemaker: Any, s3: Any
+    target: EnvConfig | FeatureGroupSpec, files: FeatureFiles, dataset_hash: str, sagemaker: Any, s3: Any
 ) -> OfflineStoreWrite:
     """Put the records where the feature group's offline store keeps them (Hive-style partitions)."""
-    group = ensure_feature_group(config, sagemaker)
+    spec = FeatureGroupSpec.of(target)
+    group = ensure_feature_group(spec, sagemaker)
     storage = group["OfflineStoreConfig"]["S3StorageConfig"]
-    base = (
-        storage.get("ResolvedOutputS3Uri")
-        or f"{storage['S3Uri'].rstrip('/')}/{config.feature_store.feature_group}/data"
-    )
+    base = storage.get("ResolvedOutputS3Uri") or f"{storage['S3Uri'].rstrip('/')}/{spec.name}/data"
     now = datetime.now(UTC)
     partition = f"year={now:%Y}/month={now:%m}/day={now:%d}/hour={now:%H}"
     images_uri = f"{base.rstrip('/')}/{partition}/{dataset_hash[:16]}-{IMAGES_FILE}"

@@ -3,14 +3,17 @@
 Each job step runs through its entrypoint (a subprocess, or its image with `docker=True`) in a
 private /opt/ml tree; its outputs go to the artifact store (a folder or S3) under a cache key made
 of its inputs, arguments, hyperparameters and code. A step whose key is already in the store is
-not run again. The quality gate reads evaluation.json with the same JSON paths as the SageMaker
-PropertyFile, and either registers the model (MLflow + SageMaker model package, pending approval)
-or ends the run with the Fail step's message. MLflow gets a parent run with one child per step.
+not run again, except service steps (FeatureStore, MlflowMirror), which talk to AWS and MLflow and
+always run, on the host. The quality gate reads evaluation.json with the same JSON paths as the
+SageMaker PropertyFile, and either registers the model (SageMaker model package, pending approval,
+then the MlflowMirror step) or ends the run with the Fail step's message. MLflow gets a parent run
+with one child per step.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -19,16 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from entrypoints.contract import TrainingPaths, write_training_config
 from pipeline import dag as d
 from pipeline.artifacts import ArtifactStore, download_s3_prefix, open_store, split_s3_uri
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
 from pipeline.fingerprint import code_digest, digest_json, s3_digest, tree_digest
+from pipeline.local_images import resolve_local_image
 from pipeline.registry import ModelRegistry, Provenance, RegisteredModel, evaluation_metrics
 from pipeline.step_exec import StepProcessResult, docker_image_id, run_step_in_docker, run_step_subprocess
 from pipeline.tracking import PipelineTracking, default_tracking_uri
 from yolo_core.errors import UserInputError
+from yolo_core.redact import redact_uri
 from yolo_core.version import git_commit
+
+# Where a run logs, not what it computes: left out of the cache key.
+TRACKING_HYPERPARAMETERS = ("tracking_uri", "experiment_name", "run_name")
 
 
 class StepFailed(RuntimeError):
@@ -79,6 +88,7 @@ class LocalRunSettings:
     tracking_uri: str = ""  # default: sqlite in work_dir
     experiment: str = ""  # default: the pipeline name
     docker: bool = False
+    gpus: bool = False  # docker mode: pass every GPU (falls back to the CPU without a GPU runtime)
     register: bool = True  # needs AWS (or moto) for the SageMaker half
     feature_store: bool = True  # Parquet always; the S3 offline store and feature group need AWS
     audit_log: Path | None = None
@@ -91,6 +101,8 @@ def _value(value: d.Value, params: dict[str, Any]) -> Any:
         return params[value.name]
     if isinstance(value, d.MetricRef):
         raise ValueError("metric values are only known inside the gate")
+    if isinstance(value, d.StepPropertyRef | d.ImageRef | d.OutputRef):
+        raise ValueError("step properties, images and outputs are the runner's to resolve")
     return value
 
 
@@ -118,11 +130,9 @@ class LocalRunner:
     def __init__(self, settings: LocalRunSettings, dag: d.Dag | None = None) -> None:
         self.settings = settings
         self.config = settings.config
-        self.dag = dag or d.build_dag(self.config.training.hyperparameters)
-        self.params = {
-            **self.dag.defaults(self.config),
-            **d.parse_parameter_overrides(self.dag, settings.parameters),
-        }
+        self.dag = dag or d.build_dag(self.config)
+        overrides = d.parse_parameter_overrides(self.dag, settings.parameters)
+        self.params = {**self.dag.defaults(self.config), **overrides}
         self._check_local_inputs()  # before anything is written: no work dir, no MLflow run
         self.work_dir = Path(settings.work_dir).resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +146,10 @@ class LocalRunner:
             settings.experiment or self.config.pipeline_name,
             self.work_dir / "mlflow-artifacts",
         )
+        # The registry's mirror logs where this run logs (the training step too, unless in Docker).
+        local = {"MlflowTrackingUri": self.tracking_uri, "MlflowExperiment": self.tracking.experiment}
+        self.params.update({k: v for k, v in local.items() if k not in overrides})
+        self.properties: dict[str, dict[str, str]] = {}  # step -> property -> value (ModelPackageArn)
         self.outputs: dict[str, dict[str, str]] = {}  # step -> output -> location
         self.keys: dict[str, str] = {}  # step -> cache key
         self.records: list[StepRecord] = []
@@ -144,6 +158,23 @@ class LocalRunner:
     # -- values ------------------------------------------------------------------------------
     def image_uri(self, image: str) -> str:
         return self.config.images.uri(image, self.params[d.IMAGE_TAG_PARAMS[image]])
+
+    def run_image(self, image: str) -> str:
+        """The local image a docker-mode step runs: the config's name, or what `make build` tagged."""
+        return resolve_local_image(self.config.images, image, str(self.params[d.IMAGE_TAG_PARAMS[image]]))
+
+    def in_docker(self, step: d.ProcessingStep | d.TrainingStep) -> bool:
+        """Service steps run on the host, where the tracking store and the AWS endpoint are."""
+        return self.settings.docker and not (isinstance(step, d.ProcessingStep) and step.service)
+
+    def argument(self, value: d.Value) -> str:
+        if isinstance(value, d.StepPropertyRef):
+            return self.properties[value.step][value.property]
+        if isinstance(value, d.ImageRef):
+            return self.image_uri(value.image)
+        if isinstance(value, d.OutputRef):
+            return self.outputs[value.step][value.output]
+        return _as_string(_value(value, self.params))
 
     def _local_input(self, name: str) -> Path | None:
         """The local path a parameter names (None for an s3:// URI); it must exist."""
@@ -161,19 +192,29 @@ class LocalRunner:
                 if isinstance(item.source, d.ParamRef):
                     self._local_input(item.source.name)
 
-    def _input_location(self, source: d.Source) -> tuple[str, str]:
-        """(location, fingerprint) of a step input."""
+    def _input_location(self, item: d.Input) -> tuple[str, str]:
+        """(location, fingerprint) of a step input (of one file of it, with `path`)."""
+        source = item.source
         if isinstance(source, d.OutputRef):
-            return self.outputs[source.step][source.output], f"{self.keys[source.step]}/{source.output}"
+            location = self.outputs[source.step][source.output]
+            fingerprint = f"{self.keys[source.step]}/{source.output}"
+            if item.path:
+                return f"{location}/{item.path}", f"{fingerprint}/{item.path}"
+            return location, fingerprint
         path = self._local_input(source.name)
         if path is None:
             uri = str(self.params[source.name])
             return uri, s3_digest(self.aws.s3, uri)
         return str(path), tree_digest(path)
 
-    def _stage(self, location: str, target: Path) -> None:
+    def _stage(self, location: str, target: Path, one_file: bool = False) -> None:
         target.mkdir(parents=True, exist_ok=True)
-        if location.startswith("s3://"):
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+        if one_file and location.startswith("s3://"):
+            self.aws.s3.download_file(*split_s3_uri(location), str(target / name))
+        elif one_file:
+            shutil.copy2(location, target / name)
+        elif location.startswith("s3://"):
             download_s3_prefix(self.aws.s3, location, target)
         else:
             shutil.copytree(location, target, dirs_exist_ok=True)
@@ -186,21 +227,28 @@ class LocalRunner:
 
     # -- job steps ---------------------------------------------------------------------------
     def _job_spec(self, step: d.ProcessingStep | d.TrainingStep) -> dict[str, Any]:
-        located = {item.name: self._input_location(item.source) for item in _job_inputs(step)}
+        located = {item.name: self._input_location(item) for item in _job_inputs(step)}
         spec: dict[str, Any] = {
             "inputs": {name: location for name, (location, _) in located.items()},
             "fingerprints": {name: fingerprint for name, (_, fingerprint) in located.items()},
+            "files": [item.name for item in _job_inputs(step) if item.path],
         }
         if isinstance(step, d.ProcessingStep):
-            spec["arguments"] = [_as_string(_value(v, self.params)) for v in step.arguments]
+            spec["arguments"] = [self.argument(v) for v in step.arguments] + self._local_arguments(step)
         else:
             hyperparameters = {k: _as_string(_value(v, self.params)) for k, v in step.hyperparameters}
             spec["hyperparameters"] = {**hyperparameters, **self.settings.hyperparameters}
         return spec
 
+    def _local_arguments(self, step: d.ProcessingStep) -> list[str]:
+        """Without AWS (`register=False`) the feature store writes its Parquet files only."""
+        if step.name == d.FEATURE_STORE and not self.settings.register:
+            return ["--feature-group", ""]
+        return []
+
     def _code_fingerprint(self, step: d.ProcessingStep | d.TrainingStep) -> str:
-        if self.settings.docker:
-            return docker_image_id(self.image_uri(step.image))
+        if self.in_docker(step):
+            return docker_image_id(self.run_image(step.image))
         return code_digest(step.entrypoint)
 
     def cache_key(self, step: d.ProcessingStep | d.TrainingStep, spec: dict[str, Any]) -> str:
@@ -211,14 +259,17 @@ class LocalRunner:
             "code": self._code_fingerprint(step),
             "inputs": spec["fingerprints"],
             "arguments": spec.get("arguments", []),
-            "hyperparameters": spec.get("hyperparameters", {}),
+            "hyperparameters": {
+                k: v for k, v in spec.get("hyperparameters", {}).items() if k not in TRACKING_HYPERPARAMETERS
+            },
         }
         return digest_json(payload)[:24]
 
     def run_job(self, step: d.ProcessingStep | d.TrainingStep) -> StepRecord:
         spec = self._job_spec(step)
         key = self.keys[step.name] = self.cache_key(step, spec)
-        manifest = self.store.read_manifest(step.name, key)
+        service = isinstance(step, d.ProcessingStep) and step.service
+        manifest = None if service else self.store.read_manifest(step.name, key)
         record = self._reuse(step, spec, key, manifest) if manifest else self._run_fresh(step, spec, key)
         self.outputs[step.name] = record.outputs
         return record
@@ -272,7 +323,7 @@ class LocalRunner:
         """Lay out the /opt/ml tree, run the step, and return its output folders."""
         if isinstance(step, d.ProcessingStep):
             for name, location in spec["inputs"].items():
-                self._stage(location, base / "processing" / "input" / name)
+                self._stage(location, base / "processing" / "input" / name, one_file=name in spec["files"])
             outputs = {name: base / "processing" / "output" / name for name in step.outputs}
             arguments = list(spec["arguments"])
             failure_file = base / "output" / "message"
@@ -280,7 +331,7 @@ class LocalRunner:
             for name, location in spec["inputs"].items():
                 self._stage(location, base / "input" / "data" / name)
             hyperparameters = {**spec["hyperparameters"], **self._tracking_hyperparameters(step)}
-            self._write_training_config(base, hyperparameters, list(spec["inputs"]))
+            write_training_config(TrainingPaths(base), hyperparameters, list(spec["inputs"]))
             outputs = {"model": base / "model"}
             arguments = []
             failure_file = base / "output" / "failure"
@@ -296,27 +347,12 @@ class LocalRunner:
 
     def _tracking_hyperparameters(self, step: d.TrainingStep) -> dict[str, str]:
         if self.settings.docker:  # the container cannot reach a host sqlite file: it keeps its own
-            return {}
+            return {"tracking_uri": ""}  # (no network in the container: sqlite in its checkpoints)
         return {
             "tracking_uri": self.tracking_uri,
             "experiment_name": self.tracking.experiment,
             "run_name": step.name,
         }
-
-    @staticmethod
-    def _write_training_config(base: Path, hyperparameters: dict[str, str], channels: list[str]) -> None:
-        config = base / "input" / "config"
-        config.mkdir(parents=True, exist_ok=True)
-        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
-        channel_config = {
-            name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"} for name in channels
-        }
-        (config / "inputdataconfig.json").write_text(json.dumps(channel_config, indent=2))
-        (config / "resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-        )
-        for folder in ("model", "output", "checkpoints"):
-            (base / folder).mkdir(parents=True, exist_ok=True)
 
     def _launch(
         self, step: d.ProcessingStep | d.TrainingStep, arguments: list[str], base: Path, log: Path
@@ -325,10 +361,12 @@ class LocalRunner:
             self.emit(f"  {step.name} | {line}")
 
         extra_env = {"GIT_COMMIT": git_commit(), "IMAGE_URI": self.image_uri(step.image)}
-        if self.settings.docker:
-            return run_step_in_docker(
-                self.image_uri(step.image), step.entrypoint, arguments, base, log, show, extra_env
-            )
+        if isinstance(step, d.ProcessingStep) and step.service:  # this process's AWS (a moto server)
+            extra_env |= {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        if self.in_docker(step):
+            image = self.run_image(step.image)
+            gpus = self.settings.gpus
+            return run_step_in_docker(image, step.entrypoint, arguments, base, log, show, extra_env, gpus)
         return run_step_subprocess(step.entrypoint, arguments, base, log, show, self.settings.env, extra_env)
 
     def _step_run(
@@ -345,7 +383,7 @@ class LocalRunner:
             **{f"output.{k}": self.store.location(step.name, key, k) for k in produced},
         }
         # In docker mode the trainer's MLflow run lives in the container's own store, not ours.
-        adopt_trainer_run = isinstance(step, d.TrainingStep) and not self.settings.docker
+        adopt_trainer_run = isinstance(step, d.TrainingStep) and not self.in_docker(step)
         trainer_run = self._trainer_run_id(produced.get("model")) if adopt_trainer_run else ""
         if trainer_run:
             self.tracking.adopt(trainer_run, step.name, tags)
@@ -453,25 +491,21 @@ class LocalRunner:
             return json.loads(scratch_file.read_text()).get("dataset_hash", "")
         return json.loads((Path(location) / "dataset.json").read_text()).get("dataset_hash", "")
 
-    def write_features(self, result: LocalRunResult) -> None:
-        """Image statistics from the baseline into Parquet, and into the offline store when AWS is there."""
-        from pipeline.feature_store import write_feature_files, write_offline_store
+    def read_features(self, result: LocalRunResult) -> None:
+        """What the FeatureStore step wrote: its Parquet files, and the offline store if it had AWS."""
+        from entrypoints.feature_store import SUMMARY_FILE
+        from pipeline.feature_store import CLASSES_FILE, IMAGES_FILE
 
+        location = self.outputs[d.FEATURE_STORE][d.FEATURES_OUTPUT]
+        result.features = {
+            "images_parquet": f"{location}/{IMAGES_FILE}",
+            "classes_parquet": f"{location}/{CLASSES_FILE}",
+        }
         with tempfile.TemporaryDirectory(dir=self.work_dir) as scratch:
-            baseline_dir = self._local_copy(
-                self.outputs[d.PREPROCESS]["baseline"], Path(scratch) / "baseline"
-            )
-            dataset_hash = self._dataset_hash(Path(scratch) / "dataset.json")
-            out_dir = self.work_dir / "features" / dataset_hash[:16]
-            files = write_feature_files(baseline_dir / "baseline.json", dataset_hash, out_dir)
-        result.features = {"images_parquet": str(files.images), "classes_parquet": str(files.classes)}
-        if self.settings.register:  # AWS is reachable: the offline store and the feature group too
-            self.aws.ensure_bucket(self.config.bucket)
-            written = write_offline_store(self.config, files, dataset_hash, self.aws.sagemaker, self.aws.s3)
-            result.features.update(
-                {"feature_group": written.feature_group_arn, "offline_store_images": written.images_uri}
-            )
-        self.emit(f"[FeatureStore] {files.image_count} image records: {', '.join(result.features.values())}")
+            summary = json.loads((self._local_copy(location, Path(scratch)) / SUMMARY_FILE).read_text())
+        for key in ("feature_group", "offline_store_images"):
+            if summary.get(key):
+                result.features[key] = summary[key]
 
     # -- the whole run -----------------------------------------------------------------------
     def run(self) -> LocalRunResult:
@@ -487,7 +521,9 @@ class LocalRunner:
         result = LocalRunResult(
             "Failed", dict(self.params), self.records, self.tracking_uri, parent, self.store.root
         )
-        self.emit(f"pipeline {self.config.pipeline_name}: MLflow run {parent} at {self.tracking_uri}")
+        self.emit(
+            f"pipeline {self.config.pipeline_name}: MLflow run {parent} at {redact_uri(self.tracking_uri)}"
+        )
         try:
             self._run_steps(result)
         except KeyboardInterrupt:
@@ -503,11 +539,14 @@ class LocalRunner:
         return result
 
     def _run_steps(self, result: LocalRunResult) -> None:
-        for step in self.dag.steps:
-            if isinstance(step, d.ProcessingStep | d.TrainingStep):
-                self.records.append(self.run_job(step))
-                if step.name == d.PREPROCESS and self.settings.feature_store:
-                    self.write_features(result)
+        for step in jobs_before_gate(self.dag):
+            if step.name == d.FEATURE_STORE and not self.settings.feature_store:
+                continue
+            if step.name == d.FEATURE_STORE and self.settings.register:
+                self.aws.ensure_bucket(self.config.bucket)  # its offline store is in there
+            self.records.append(self.run_job(step))
+            if step.name == d.FEATURE_STORE:
+                self.read_features(result)
         evaluation = self.evaluation()
         result.metrics = evaluation_metrics(evaluation)
         self.tracking.log_metrics(result.parent_run_id, result.metrics)
@@ -519,7 +558,30 @@ class LocalRunner:
             return
         if isinstance(end, d.RegisterStep) and self.settings.register:
             result.registered = self.register(end)
+            self.properties[end.name] = {"ModelPackageArn": result.registered.model_package_arn}
+            for follower in jobs_after(self.dag, end.name):  # the MLflow mirror, as in SageMaker
+                self.records.append(self.run_job(follower))
         result.status = "Succeeded"
+
+
+def jobs_before_gate(dag: d.Dag) -> list[d.ProcessingStep | d.TrainingStep]:
+    """The job steps that run whatever the gate decides, in declared order."""
+    gated = dag.gated()
+    return [s for s in dag.steps if isinstance(s, d.ProcessingStep | d.TrainingStep) and s.name not in gated]
+
+
+def jobs_after(dag: d.Dag, name: str) -> list[d.ProcessingStep | d.TrainingStep]:
+    """The job steps that follow step `name` (the MLflow mirror after Register)."""
+    return [s for s in dag.followers(name) if isinstance(s, d.ProcessingStep | d.TrainingStep)]
+
+
+def local_plan(dag: d.Dag) -> list[str]:
+    """Every step this runner can run, in its order (the tests compare it with the SageMaker
+    rendering): the jobs, the gate's checks and Fail steps, Register and what follows it."""
+    gate = [s.name for s in dag.steps if isinstance(s, d.ConditionStep | d.FailStep)]
+    register = [s.name for s in dag.steps if isinstance(s, d.RegisterStep)]
+    after = [f.name for name in register for f in jobs_after(dag, name)]
+    return [s.name for s in jobs_before_gate(dag)] + gate + register + after
 
 
 def run_local(settings: LocalRunSettings) -> LocalRunResult:
@@ -543,5 +605,5 @@ def summary(result: LocalRunResult) -> str:
         r = result.registered
         lines.append(f"  registered: {r.name} version {r.version} ({r.status}) {r.model_package_arn}")
     lines.append(f"  artifact store: {result.store}")
-    lines.append(f"  MLflow: {result.tracking_uri} (parent run {result.parent_run_id})")
+    lines.append(f"  MLflow: {redact_uri(result.tracking_uri)} (parent run {result.parent_run_id})")
     return "\n".join(lines)

@@ -22,11 +22,14 @@ from pipeline.artifacts import split_s3_uri
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
 from yolo_core.errors import UserInputError
+from yolo_core.model_card import ModelCard
+from yolo_core.weights import verify_weights
 
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
 APPROVED_ALIAS = "approved"
 PACKAGE_TAG = "sagemaker_model_package_arn"
 STATUS_TAG = "approval_status"
+WEIGHTS_TAG = "weights_sha256"
 _METADATA_LIMIT = 256  # SageMaker's limit on a customer metadata value
 
 
@@ -64,6 +67,14 @@ def _pack_model(model_dir: Path, target: Path) -> Path:
     return target
 
 
+def write_audit(audit_log: Path, entry: dict[str, Any]) -> None:
+    """Appends one decision (approval, promotion, rollback) to an audit log of JSON lines."""
+    audit_log = Path(audit_log)
+    audit_log.parent.mkdir(parents=True, exist_ok=True)
+    with audit_log.open("a") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
 def evaluation_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
     """`{"metrics": {"map50": {"value": v}}}` -> `{"map50": v}` (the PropertyFile's shape)."""
     try:
@@ -86,9 +97,15 @@ class ModelRegistry:
     def register(
         self, model_dir: Path, evaluation_file: Path, run_id: str, provenance: Provenance
     ) -> RegisteredModel:
-        """Register the model on both sides, PendingManualApproval, with its evaluation attached."""
+        """Register the model on both sides, PendingManualApproval, with its evaluation attached.
+
+        Weights that differ from their card's digest are refused before anything is uploaded; both
+        sides record the digest of the file registered (the card's, or computed if it has none).
+        """
         evaluation = json.loads(Path(evaluation_file).read_text())
         metrics = evaluation_metrics(evaluation)
+        card = ModelCard.load(model_dir)
+        model_tags = {WEIGHTS_TAG: verify_weights(Path(model_dir) / card.weights_file, card.weights_sha256)}
         model_data_url, evaluation_url = self._upload(model_dir, evaluation_file, run_id)
         self._ensure_package_group()
         self.mlflow.log_artifacts(run_id, str(model_dir), "model")
@@ -100,6 +117,7 @@ class ModelRegistry:
             "evaluation_url": evaluation_url,
             **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
             **self._provenance_tags(provenance),
+            **model_tags,
         }
         version = self.mlflow.create_model_version(
             self.name,
@@ -108,7 +126,9 @@ class ModelRegistry:
             tags=tags,
         )
         try:
-            arn = self._create_package(model_data_url, evaluation_url, version.version, run_id, provenance)
+            arn = self._create_package(
+                model_data_url, evaluation_url, version.version, run_id, provenance, model_tags
+            )
         except Exception:
             self.mlflow.delete_model_version(self.name, version.version)  # never one side only
             raise
@@ -155,13 +175,20 @@ class ModelRegistry:
         }
 
     def _create_package(
-        self, model_data_url: str, evaluation_url: str, version: str, run_id: str, provenance: Provenance
+        self,
+        model_data_url: str,
+        evaluation_url: str,
+        version: str,
+        run_id: str,
+        provenance: Provenance,
+        model_tags: dict[str, str],
     ) -> str:
+        recorded = {**self._provenance_tags(provenance), **model_tags}  # as MLflow's tags
         metadata = {
             "mlflow_model_name": self.name,
             "mlflow_model_version": str(version),
             "mlflow_run_id": run_id,
-            **{k.replace(".", "_"): v for k, v in self._provenance_tags(provenance).items()},
+            **{k.replace(".", "_"): v for k, v in recorded.items()},
         }
         response = self.aws.sagemaker.create_model_package(
             ModelPackageGroupName=self.name,
@@ -186,12 +213,38 @@ class ModelRegistry:
 
     # -- approval ----------------------------------------------------------------------------
     def resolve_version(self, version: str) -> str:
+        """The MLflow version number of `version`: a number, `latest`, a SageMaker model package
+        ARN, or `sagemaker:N` (version N of the package group)."""
+        if version.startswith("sagemaker:"):
+            version = self.package_arn(version.removeprefix("sagemaker:"))
+        if version.startswith("arn:"):
+            return self._mirroring(version)
         if version != "latest":
             return version
         versions = self.mlflow.search_model_versions(f"name='{self.name}'")
         if not versions:
             raise UserInputError(f"model {self.name!r} has no registered versions")
         return str(max(int(v.version) for v in versions))
+
+    def package_arn(self, number: str) -> str:
+        """The ARN of version `number` of this environment's model package group."""
+        if not number.isdigit():
+            raise UserInputError(f"--version sagemaker:{number}: expected a package version number")
+        group = self.aws.sagemaker.describe_model_package_group(ModelPackageGroupName=self.name)
+        arn = group["ModelPackageGroupArn"].replace(":model-package-group/", ":model-package/")
+        return f"{arn}/{number}"
+
+    def _mirroring(self, arn: str) -> str:
+        """The MLflow version that mirrors the package `arn` (written by the MlflowMirror step)."""
+        from pipeline.registry_mirror import find_version
+
+        found = find_version(self.mlflow, self.name, arn)
+        if found is None:
+            raise UserInputError(
+                f"model package {arn} has no MLflow version in {self.name!r}: "
+                "its pipeline's MlflowMirror step has not run against this tracking store"
+            )
+        return str(found.version)
 
     def _version(self, version: str) -> Any:
         from mlflow.exceptions import MlflowException
@@ -274,9 +327,7 @@ class ModelRegistry:
             return ""
 
     def _audit(self, entry: dict[str, Any]) -> None:
-        self.audit_log.parent.mkdir(parents=True, exist_ok=True)
-        with self.audit_log.open("a") as handle:
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        write_audit(self.audit_log, entry)
 
     def audit_entries(self, version: str | None = None) -> list[dict[str, Any]]:
         if not self.audit_log.is_file():
@@ -334,6 +385,7 @@ class ModelRegistry:
             },
             "artifacts": {
                 "model_data_url": tags.get("model_data_url", ""),
+                WEIGHTS_TAG: tags.get(WEIGHTS_TAG, ""),
                 "evaluation_url": tags.get("evaluation_url", ""),
                 "mlflow_source": model_version.source,
             },

@@ -104,8 +104,9 @@ class _Renderer:
 
     # -- values ------------------------------------------------------------------------------
     def name(self, step_name: str) -> str:
-        """Steps before training are shared by both branches and keep their names."""
-        return step_name if step_name == d.PREPROCESS else step_name + self.suffix
+        """Steps that need nothing of training are shared by both branches and keep their names."""
+        shared = {step.name for step in self.dag.shared()}
+        return step_name if step_name in shared else step_name + self.suffix
 
     def image_uri(self, image: str) -> Any:
         from sagemaker.core.workflow.functions import Join
@@ -140,6 +141,12 @@ class _Renderer:
                 property_file=value.property_file,
                 json_path=value.json_path,
             )
+        if isinstance(value, d.StepPropertyRef):
+            return getattr(self.built[self.name(value.step)].properties, value.property)
+        if isinstance(value, d.ImageRef):
+            return self.image_uri(value.image)
+        if isinstance(value, d.OutputRef):
+            return self.source(value)
         return str(value).lower() if isinstance(value, bool) else (str(value) if as_string else value)
 
     def source(self, source: d.Source) -> Any:
@@ -149,6 +156,12 @@ class _Renderer:
         if isinstance(self.dag.step(source.step), d.TrainingStep):
             return producer.properties.ModelArtifacts.S3ModelArtifacts
         return producer.properties.ProcessingOutputConfig.Outputs[source.output].S3Output.S3Uri
+
+    def input_uri(self, item: d.Input) -> Any:
+        from sagemaker.core.workflow.functions import Join
+
+        source = self.source(item.source)
+        return Join(on="/", values=[source, item.path]) if item.path else source
 
     def retry_policies(self, job: bool = True) -> list[Any]:
         from sagemaker.mlops.workflow.retry import (
@@ -213,7 +226,7 @@ class _Renderer:
             ProcessingInput(
                 input_name=item.name,
                 s3_input=ProcessingS3Input(
-                    s3_uri=self.source(item.source),
+                    s3_uri=self.input_uri(item),
                     local_path=f"{PROCESSING_ROOT}/input/{item.name}",
                     s3_data_type="S3Prefix",
                     s3_input_mode="File",
@@ -335,7 +348,9 @@ class _Renderer:
             conditions=[
                 ConditionGreaterThanOrEqualTo(left=self.value(step.left), right=self.value(step.right))
             ],
-            if_steps=[self.build(self.dag.step(step.on_pass))],
+            # What follows the target (the MLflow mirror after Register) runs only when it does.
+            if_steps=[self.build(self.dag.step(step.on_pass))]
+            + [self.build(follower) for follower in self.dag.followers(step.on_pass)],
             else_steps=[self.build(self.dag.step(step.on_fail))],
         )
 
@@ -376,13 +391,13 @@ def _parameters(dag: d.Dag, config: EnvConfig) -> dict[str, Any]:
 
 
 def _branch_roots(dag: d.Dag) -> list[d.Step]:
-    """The steps a branch lists directly: jobs after preprocessing and the first gate check.
+    """The steps a branch lists directly: the jobs from training on and the first gate check.
 
-    Condition targets are owned by their condition step, so they are not listed again.
+    Condition targets and what follows them are owned by their condition step, so they are not
+    listed again; shared steps are listed once, outside the branches.
     """
-    nested = {s.on_pass for s in dag.steps if isinstance(s, d.ConditionStep)}
-    nested |= {s.on_fail for s in dag.steps if isinstance(s, d.ConditionStep)}
-    return [s for s in dag.steps if s.name != d.PREPROCESS and s.name not in nested]
+    outside = dag.gated() | {s.name for s in dag.shared()}
+    return [s for s in dag.steps if s.name not in outside]
 
 
 def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag: d.Dag | None = None) -> Any:
@@ -391,11 +406,11 @@ def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
-    dag = dag or d.build_dag(config.training.hyperparameters)
+    dag = dag or d.build_dag(config)
     session = session or pipeline_session(config)
     params = _parameters(dag, config)
     spot = _Renderer(config, dag, session, params, code_commit, suffix="", spot=True)
-    preprocess = spot.build(dag.step(d.PREPROCESS))
+    shared = {step.name: spot.build(step) for step in dag.shared()}
     on_demand = _Renderer(
         config,
         dag,
@@ -404,7 +419,7 @@ def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag
         code_commit,
         suffix=ON_DEMAND_SUFFIX,
         spot=False,
-        built={d.PREPROCESS: preprocess},
+        built=dict(shared),
     )
     roots = _branch_roots(dag)
     choose_capacity = ConditionStep(
@@ -417,7 +432,7 @@ def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag
     return Pipeline(
         name=config.pipeline_name,
         parameters=list(params.values()),
-        steps=[preprocess, choose_capacity],
+        steps=[*shared.values(), choose_capacity],
         sagemaker_session=session,
         pipeline_experiment_config=None,
     )

@@ -56,7 +56,8 @@ def test_round_trip_through_strings() -> None:
         ({"precision": "fp8"}, "'precision'"),
         ({"cos_lr": "maybe"}, "'cos_lr': 'maybe' is not a valid bool"),
         ({"augment_overrides": "[1]"}, "'augment_overrides'"),
-        ({"tile_overlap": "0.95"}, "'tile_overlap': 0.95 is above the maximum 0.9"),
+        ({"tile_size": "640"}, "'tile_size' was removed: tile in preprocess (--tile-size)"),
+        ({"tile_overlap": "0.2"}, "'tile_overlap' was removed: tile in preprocess (--tile-overlap)"),
     ],
 )
 def test_bad_values_name_the_file_and_field(raw: dict, message: str) -> None:

@@ -61,3 +61,45 @@ def test_docker_mode_completes_the_dag(
         assert logs[step].startswith("$ docker run --rm --network none --pull never"), logs[step]
         assert f" {uris[target]} " in logs[step]
     assert list((tmp_path / "work").glob("artifacts/Train/*/model/best.pt"))
+
+
+README_COMMAND = "python -m pipeline local --docker --input raw/ --moto -p Epochs=2 -p ImageSize=160"
+
+
+def test_the_readme_command_runs_on_the_images_make_build_made(
+    docker_engine: DockerEngine, docker_images: BuiltImages, guarded_subprocess_env, tmp_path: Path
+) -> None:
+    """The README's line, word for word, in a folder holding `raw/`, straight after `make build`:
+    no retagging into the config's registry names, no parameters. The images are found under the
+    names `make build` gave them (`drone-yolo-<image>:latest`); AWS is the command's own throwaway
+    moto. The README's short try (2 epochs at 160 px) on 8 small frames may not meet dev's quality
+    gate, so the run ends either registered or in the gate's Fail step."""
+    from yolo_core.data import generate_scenes
+
+    assert f"{README_COMMAND}   # the whole DAG" in (ROOT / "README.md").read_text()
+    config = load_config("dev")
+    for target in TARGETS:  # only what `make build` made: not the registry names another test tags
+        docker_engine("image", "rm", config.images.uri(target, "latest"), check=False)
+    generate_scenes(tmp_path / "raw", 8, seed=5, width=128, height=128, object_px=(10, 30))
+    env = {k: v for k, v in guarded_subprocess_env.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env["PATH"] = f"{Path(docker_engine.client).parent}:{env['PATH']}"
+
+    done = subprocess.run(
+        [sys.executable, *README_COMMAND.split()[1:]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output[-4000:]
+    ended = "pipeline run: Succeeded" in output or "is below the minimum" in output
+    assert ended and done.returncode in (0, 1), output[-4000:]
+    logs = {log.name.split("-")[0]: log for log in (tmp_path / ".pipeline" / "logs").glob("*.log")}
+    for step, target in (("Preprocess", "preprocess"), ("Train", "train"), ("Evaluate", "train")):
+        first = logs[step].read_text().splitlines()[0]
+        assert first.startswith("$ docker run --rm --network none --pull never"), first
+        assert f" drone-yolo-{target}:latest " in first, first
+    # The feature-store write runs on the host (it talks to AWS), from the same DAG.
+    assert "[FeatureStore] running feature_store" in output

@@ -111,3 +111,48 @@ def test_the_build_context_holds_only_what_the_images_need() -> None:
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert {"yolo_core", "entrypoints", "pyproject.toml", "images/requirements.txt"} <= allowed
     assert not allowed & {".venv", ".git", "tests", "benchmarks", "notebooks"}
+
+
+def test_image_pins_and_the_install_lock_agree() -> None:
+    """One lock: `make setup` installs with `-c constraints.txt`, and images/requirements*.txt
+    pin every package at the lock's version (images/scripts/lock_requirements.py derives them)."""
+    from packaging.utils import canonicalize_name
+
+    def pins(path: Path) -> dict[str, str]:
+        found = {}
+        for line in path.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if "==" in line:
+                name, version = line.split("==", 1)
+                found[canonicalize_name(name)] = version.strip()
+        return found
+
+    lock = pins(ROOT / "constraints.txt")
+    image_only = {"dumb-init"}  # an init for PID 1 in the images, not a Python dependency
+    for file in ("requirements.txt", "requirements-nodeps.txt"):
+        images = pins(ROOT / "images" / file)
+        assert images, file
+        disagree = {
+            n: (v, lock.get(n)) for n, v in images.items() if n not in image_only and lock.get(n) != v
+        }
+        assert not disagree, f"images/{file} and constraints.txt disagree (image, lock): {disagree}"
+    assert "drone-yolo-toolkit" not in lock and {"torch", "ultralytics", "mlflow"} <= set(lock)
+    recipe = (ROOT / "Makefile").read_text()
+    assert "LOCK := constraints.txt" in recipe and "PIP_LOCKED = $(PIP) install -q -c $(LOCK)" in recipe
+
+
+def test_make_push_refuses_a_dirty_tree_before_installing_anything() -> None:
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "push", "GIT_DIRTY=-dirty", "IMAGE_TAG=0.1.0-abc-dirty"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[0] == (
+        "error: make push: the tree has uncommitted changes (tag 0.1.0-abc-dirty); "
+        "commit, then make build push"
+    )
+    assert done.stdout == ""  # neither setup nor push.py ran

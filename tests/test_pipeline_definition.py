@@ -15,7 +15,8 @@ import pytest
 
 from pipeline import dag as d
 from pipeline.config import load_config
-from pipeline.sagemaker_render import ON_DEMAND_SUFFIX, definition, start, step_names, upsert
+from pipeline.local_runner import local_plan
+from pipeline.sagemaker_render import ON_DEMAND_SUFFIX, SPOT_CONDITION, definition, start, step_names, upsert
 
 GOLDEN = Path(__file__).parent / "golden" / "pipeline_dev.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,14 +45,62 @@ def test_definition_matches_golden(dev_definition: dict) -> None:
 
 def test_every_declared_step_is_rendered_in_both_capacity_branches(dev_definition: dict) -> None:
     names = set(step_names(dev_definition))
-    dag = d.build_dag()
+    dag = d.build_dag(load_config("dev"))
+    shared = {step.name for step in dag.shared()}
+    assert shared == {d.PREPROCESS, d.FEATURE_STORE}  # they need nothing of training
     for step in dag.steps:
         assert step.name in names
-        if step.name != d.PREPROCESS:
-            assert step.name + ON_DEMAND_SUFFIX in names
+        assert (step.name + ON_DEMAND_SUFFIX in names) == (step.name not in shared)
     params = {p["Name"]: p for p in dev_definition["Parameters"]}
     assert set(params) == {p.name for p in dag.parameters}
     assert params["UseSpotInstances"]["Type"] == "Boolean" and params["Epochs"]["Type"] == "Integer"
+
+
+def test_both_renderers_run_the_same_steps(dev_definition: dict) -> None:
+    """One DAG, two renderers: the SageMaker definition (either capacity branch) and the local
+    runner's plan hold the same steps, the feature-store write and the MLflow mirror included."""
+    rendered = [name for name in step_names(dev_definition) if name != SPOT_CONDITION]
+    spot = {name for name in rendered if not name.endswith(ON_DEMAND_SUFFIX)}
+    on_demand = {name.removesuffix(ON_DEMAND_SUFFIX) for name in rendered if name.endswith(ON_DEMAND_SUFFIX)}
+    local = local_plan(d.build_dag(load_config("dev")))
+    assert len(local) == len(set(local))
+    assert spot == set(local)
+    assert on_demand | {d.PREPROCESS, d.FEATURE_STORE} == set(local)
+    assert {d.FEATURE_STORE, d.MLFLOW_MIRROR} <= set(local)
+
+
+def test_tracking_uri_reaches_training_and_the_mirror_follows_register(dev_definition: dict) -> None:
+    config = load_config("dev")
+    params = {p["Name"]: p for p in dev_definition["Parameters"]}
+    assert params["MlflowTrackingUri"]["DefaultValue"] == config.mlflow_tracking_uri
+    assert params["MlflowExperiment"]["DefaultValue"] == config.experiment_name
+    steps = _steps_by_name(dev_definition)
+    for suffix in ("", ON_DEMAND_SUFFIX):
+        hyperparameters = steps[d.TRAIN + suffix]["Arguments"]["HyperParameters"]
+        for key, param in (("tracking_uri", "MlflowTrackingUri"), ("experiment_name", "MlflowExperiment")):
+            assert hyperparameters[key]["Std:Join"]["Values"] == [{"Get": f"Parameters.{param}"}]
+        mirror = steps[d.MLFLOW_MIRROR + suffix]["Arguments"]["AppSpecification"]
+        arguments = mirror["ContainerArguments"]
+        assert mirror["ContainerEntrypoint"] == ["dumb-init", "--", "register_mirror"]
+        after = arguments[arguments.index("--model-package-arn") + 1]
+        assert after == {"Get": f"Steps.{d.REGISTER + suffix}.ModelPackageArn"}
+        # The mirror runs only where Register does: beside it in the last check's if-branch.
+        last_check = steps["CheckRecall" + suffix]["Arguments"]["IfSteps"]
+        assert [s["Name"] for s in last_check] == [d.REGISTER + suffix, d.MLFLOW_MIRROR + suffix]
+
+
+def test_feature_store_step_reads_the_baseline_beside_training(dev_definition: dict) -> None:
+    config = load_config("dev")
+    assert [s["Name"] for s in dev_definition["Steps"]] == [d.PREPROCESS, d.FEATURE_STORE, SPOT_CONDITION]
+    step = _steps_by_name(dev_definition)[d.FEATURE_STORE]["Arguments"]
+    app = step["AppSpecification"]
+    assert app["ContainerEntrypoint"] == ["dumb-init", "--", "feature_store"]
+    arguments = app["ContainerArguments"]
+    assert arguments[arguments.index("--feature-group") + 1] == config.feature_store.feature_group
+    inputs = {i["InputName"]: i["S3Input"] for i in step["ProcessingInputs"]}
+    dataset = "Steps.Preprocess.ProcessingOutputConfig.Outputs['dataset'].S3Output.S3Uri"
+    assert inputs["manifest"]["S3Uri"]["Std:Join"]["Values"] == [{"Get": dataset}, "dataset.json"]
+    assert inputs["baseline"]["LocalPath"] == "/opt/ml/processing/input/baseline"
 
 
 def test_spot_branch_has_checkpoints_max_wait_and_retries(dev_definition: dict) -> None:

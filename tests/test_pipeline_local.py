@@ -75,14 +75,21 @@ def test_demo_runs_the_whole_path(work_dir: Path, guarded_subprocess_env: dict) 
     audit = [json.loads(line) for line in (work_dir / "registry-audit.jsonl").read_text().splitlines()]
     assert audit[-1]["action"] == "Approved" and audit[-1]["who"] == "demo"
     assert list(work_dir.glob("artifacts/Train/*/model/best.pt"))
-    assert list(work_dir.glob("features/*/image_stats.parquet"))
+    # The FeatureStore step of the DAG wrote them (and the offline store of the demo's moto).
+    assert list(work_dir.glob("artifacts/FeatureStore/*/features/image_stats.parquet"))
+    assert "[FeatureStore] running feature_store" in out and "[MlflowMirror] running register_mirror" in out
 
 
 @pytest.mark.slow
 def test_lineage_command_after_the_demo(work_dir: Path, aws_env, guarded_subprocess_env: dict) -> None:
     """The demo's AWS stand-in is gone: lineage still answers from MLflow and says so."""
-    if not (work_dir / "mlflow.db").exists():
+    if not (work_dir / "registry-audit.jsonl").exists():
         test_demo_runs_the_whole_path(work_dir, guarded_subprocess_env)
+    # The version the demo approved, by number: other tests register later versions in this store.
+    audit = [json.loads(line) for line in (work_dir / "registry-audit.jsonl").read_text().splitlines()]
+    approved = [
+        entry["version"] for entry in audit if entry["action"] == "Approved" and entry["who"] == "demo"
+    ]
     command = [
         sys.executable,
         "-m",
@@ -91,7 +98,7 @@ def test_lineage_command_after_the_demo(work_dir: Path, aws_env, guarded_subproc
         "--work-dir",
         str(work_dir),
         "--version",
-        "latest",
+        approved[-1],
     ]
     env = {**guarded_subprocess_env, **aws_env.env()}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

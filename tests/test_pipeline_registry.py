@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -16,6 +17,7 @@ from pipeline.tracking import PipelineTracking
 from yolo_core.errors import UserInputError
 
 METRICS = {"map50": 0.61, "map50_95": 0.33, "precision": 0.7, "recall": 0.55}
+WEIGHTS_SHA256 = hashlib.sha256(b"weights").hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,8 @@ def registry_setup(aws_env, shared_mlflow: str, tmp_path: Path, request: pytest.
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "best.pt").write_bytes(b"weights")
-    (model_dir / "model.json").write_text(json.dumps({"class_names": ["car"], "imgsz": 320}))
+    card = {"class_names": ["car"], "imgsz": 320, "weights_sha256": WEIGHTS_SHA256}
+    (model_dir / "model.json").write_text(json.dumps(card))
     evaluation = tmp_path / "evaluation.json"
     evaluation.write_text(json.dumps({"metrics": {k: {"value": v} for k, v in METRICS.items()}}))
     provenance = Provenance(
@@ -68,6 +71,8 @@ def test_register_writes_both_sides_pending(registry_setup) -> None:
     assert package["ModelApprovalStatus"] == PENDING
     assert package["ModelPackageGroupName"] == registry.name
     assert package["CustomerMetadataProperties"]["mlflow_model_version"] == "1"
+    assert version.tags["weights_sha256"] == WEIGHTS_SHA256
+    assert package["CustomerMetadataProperties"]["weights_sha256"] == WEIGHTS_SHA256
     assert package["InferenceSpecification"]["Containers"][0]["Image"] == "registry/inference:1"
     statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
     bucket, key = statistics.removeprefix("s3://").split("/", 1)
@@ -116,10 +121,19 @@ def test_lineage_shows_data_code_images_and_run(registry_setup) -> None:
     assert lineage["data"]["dataset_hash"] == provenance.dataset_hash
     assert lineage["data"]["input_data_uri"] == "s3://raw/frames"
     assert lineage["code_commit"] == "c0ffee"
+    assert lineage["artifacts"]["weights_sha256"] == WEIGHTS_SHA256
     assert lineage["images"] == provenance.images
     assert lineage["pipeline"]["mlflow_pipeline_run_id"] == provenance.pipeline_run_id
     assert lineage["metrics"]["precision"] == pytest.approx(0.7)
     assert [e["who"] for e in lineage["audit"]] == ["carol"]
+
+
+def test_weights_that_differ_from_their_card_are_not_registered(registry_setup) -> None:
+    registry, _, model_dir, *_ = registry_setup
+    (model_dir / "best.pt").write_bytes(b"weightz")
+    with pytest.raises(UserInputError, match=f"expects {WEIGHTS_SHA256}"):
+        _register(registry_setup)
+    assert registry.mlflow.search_model_versions(f"name='{registry.name}'") == []
 
 
 def test_decisions_need_a_reason_and_a_known_version(registry_setup) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline import dag as d
 from pipeline.artifacts import LocalArtifactStore, S3ArtifactStore
+from pipeline.config import load_config
 from pipeline.fingerprint import tree_digest
 from pipeline.local_runner import json_path_get
 from pipeline.step_exec import stream_process
@@ -54,8 +55,9 @@ def test_count_and_threshold_parameters_are_range_checked(item: str, allowed: st
 
 
 def test_every_gate_has_a_check_a_fail_step_and_a_parameter() -> None:
-    dag = d.build_dag({"model": "yolo11s"})
-    assert dict(dag.step(d.TRAIN).hyperparameters)["model"] == "yolo11s"
+    config = load_config("prod")
+    dag = d.build_dag(config)
+    assert dict(dag.step(d.TRAIN).hyperparameters)["model"] == config.training.hyperparameters["model"]
     for gate in d.GATES:
         check = dag.step("Check" + gate.threshold_param.removeprefix("Min"))
         assert isinstance(check, d.ConditionStep) and check.right.name == gate.threshold_param

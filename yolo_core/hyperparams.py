@@ -23,6 +23,8 @@ AUGMENT_PRESETS = ("aerial", "ultralytics", "none")
 CACHE_MODES = ("", "ram", "disk")
 # Keys SageMaker or its tuner add to hyperparameters.json on their own; they are not ours to check.
 _PLATFORM_KEY = re.compile(r"^(sagemaker_|_tuning_|_)")
+# Once accepted and never read: tiling is preprocess's (one tiler, and the dataset hash covers it).
+_REMOVED = {"tile_size": "--tile-size", "tile_overlap": "--tile-overlap"}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -55,8 +57,6 @@ class Hyperparameters:
     mosaic: float = _hp(1.0, "probability of mosaic augmentation", min=0.0, max=1.0)
     augment: str = _hp("aerial", "augmentation preset", choices=AUGMENT_PRESETS)
     augment_overrides: dict = _hp({}, "JSON object overriding fields of the augmentation preset")
-    tile_size: int = _hp(0, "cut images into square tiles of this size (0: no tiling)", min=0)
-    tile_overlap: float = _hp(0.2, "overlap between neighbouring tiles, as a fraction", min=0.0, max=0.9)
     checkpoint_interval: int = _hp(1, "write a resumable checkpoint every N epochs", min=1)
     precision: str = _hp(
         "auto",
@@ -90,8 +90,6 @@ class Hyperparameters:
             raise UserInputError(f"hyperparameter 'imgsz': {self.imgsz} is not a multiple of 32")
         if self.batch == 0:
             raise UserInputError("hyperparameter 'batch': must be -1 (automatic) or at least 1")
-        if self.tile_size and self.tile_size < 64:
-            raise UserInputError(f"hyperparameter 'tile_size': {self.tile_size} is below 64 (use 0 for none)")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -108,6 +106,11 @@ class Hyperparameters:
         for key, value in raw.items():
             if _PLATFORM_KEY.match(key):
                 continue
+            if key in _REMOVED:
+                raise UserInputError(
+                    f"{source}: hyperparameter '{key}' was removed: tile in preprocess "
+                    f"({_REMOVED[key]}), whose dataset the training step reads"
+                )
             if key not in known:
                 hint = difflib.get_close_matches(key, sorted(known), n=1)
                 suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""

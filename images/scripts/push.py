@@ -12,6 +12,9 @@ log in beforehand with `docker login` if it needs credentials.
 
 `--dry-run` does the AWS side for real (token, repositories) and prints the docker commands
 instead of running them, with the password left out.
+
+After a real push the tag is recorded per registry (pipeline/pushed_images.py), and
+`python -m pipeline upsert` uses it for the config's registry unless told another tag.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -91,8 +95,9 @@ def ecr_has_tag(ecr, name: str, tag: str) -> bool:
 
 def push_images(
     images: Sequence[str], tag: str, registry: str | None, docker: Docker, ecr_factory=ecr_client
-) -> list[str]:
-    """Tag `<image>:<tag>` as `<registry>/<image>:<tag>` and push each; return the pushed refs."""
+) -> tuple[str, list[str]]:
+    """Tag `<image>:<tag>` as `<registry>/<image>:<tag>` and push each; return the registry and
+    the pushed refs."""
     ecr = None
     if not registry:
         ecr = ecr_factory()
@@ -110,7 +115,7 @@ def push_images(
         docker("tag", f"{image}:{tag}", remote)
         docker("push", remote)
         pushed.append(remote)
-    return pushed
+    return registry, pushed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,10 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--registry", default="", help="push here instead of ECR (host[:port][/path])")
     parser.add_argument("--docker", default="docker", help="the docker client to run")
     parser.add_argument("--dry-run", action="store_true", help="print the docker commands only")
+    parser.add_argument("--record", type=Path, default=None, help="where the pushed tag is recorded")
     args = parser.parse_args(argv)
     docker = Docker(args.docker, dry_run=args.dry_run)
     try:
-        pushed = push_images(args.images, args.tag, args.registry or None, docker)
+        registry, pushed = push_images(args.images, args.tag, args.registry or None, docker)
     except subprocess.CalledProcessError as exc:
         print(f"error: {' '.join(exc.cmd[:2])} failed with exit status {exc.returncode}", file=sys.stderr)
         return 1
@@ -134,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for ref in pushed:
         print(f"pushed {ref}")
+    if not args.dry_run:
+        from pipeline.pushed_images import RECORD, record_push
+
+        record_push(registry, args.tag, args.record or RECORD)
+        print(f"recorded {registry} tag {args.tag} for `python -m pipeline upsert`")
     return 0
 
 
