@@ -1,0 +1,156 @@
+"""`python -m pipeline deploy | promote | rollback | templates`: the flow wired to a deployer.
+
+The version to deploy comes from the registry (an MLflow version, `latest`, a package ARN as the
+EventBridge rule passes it, or `sagemaker:N`) and must be Approved. `--local` serves it on this
+machine (its state under `<work-dir>/deploy/<env>`); without it, SageMaker in the config's account.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pipeline.deploy import flow
+from pipeline.deploy.aws import Candidate
+from pipeline.deploy.declaration import build_deployment
+from pipeline.registry import APPROVED, PACKAGE_TAG, STATUS_TAG
+from yolo_core.errors import UserInputError
+
+
+def add_arguments(commands: Any, env_args: Any, store_args: Any, version_help: str) -> None:
+    deploy = commands.add_parser("deploy", help="approved model -> staging -> tests -> gate -> production")
+    promote = commands.add_parser("promote", help="pass the manual gate: staging's version to production")
+    rollback = commands.add_parser("rollback", help="put the previous production version back")
+    for parser in (deploy, promote, rollback):
+        env_args(parser)
+        store_args(parser)
+        parser.add_argument("--local", action="store_true", help="serve on this machine, not SageMaker")
+        parser.add_argument("--docker", action="store_true", help="with --local: the inference image")
+        parser.add_argument("--image", default="", help="with --docker: the image (default: the config's)")
+        parser.add_argument("--threads", type=int, default=0, help="with --local: CPU threads per server")
+    for parser in (deploy, promote):
+        parser.add_argument("--version", required=True, help=version_help)
+    deploy.add_argument(
+        "--holdout", type=Path, help="labelled YOLO folder (default: deployment.holdout_dataset)"
+    )
+    for parser in (promote, rollback):
+        parser.add_argument(
+            "--reason", required=parser is promote, default="", help="recorded in the audit log"
+        )
+        parser.add_argument("--who", default="", help="who decides (default: the OS user)")
+    templates = commands.add_parser("templates", help="CloudFormation for the endpoints, alarms and rule")
+    env_args(templates)
+    templates.add_argument("--out", type=Path, default=Path("infra"), help="folder to write")
+
+
+def _model_dir(version: Any, state_dir: Path) -> str:
+    """A copy of the registered model folder (MLflow's `model` artifact) that the servers read."""
+    from mlflow.artifacts import download_artifacts
+
+    target = state_dir / "models" / f"v{version.version}"
+    if not (target / "model" / "model.json").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        download_artifacts(artifact_uri=version.source, dst_path=str(target))
+    return str(target / "model")
+
+
+def candidate(registry: Any, version: str, local: bool, state_dir: Path) -> tuple[Candidate, dict[str, str]]:
+    """The registered version, refused unless approved (MLflow locally, the package on SageMaker)."""
+    model_version = registry._version(version)
+    tags = dict(model_version.tags)
+    arn = tags.get(PACKAGE_TAG, "")
+    status = tags.get(STATUS_TAG, "") if local else registry._package_status(arn)
+    if status != APPROVED:
+        raise UserInputError(
+            f"model {registry.name} version {model_version.version} is {status or 'not approved'}: "
+            f"approve it first (python -m pipeline approve --version {model_version.version} --reason ...)"
+        )
+    model_dir = _model_dir(model_version, state_dir) if local else ""
+    return Candidate(str(model_version.version), arn, tags.get("code_commit", ""), model_dir), tags
+
+
+def _holdout(args: argparse.Namespace, config: Any) -> tuple[Path, list[str]]:
+    from yolo_core.evaluation.ground_truth import load_split
+
+    folder = args.holdout or (
+        Path(config.deployment.holdout_dataset) if config.deployment.holdout_dataset else None
+    )
+    if folder is None:
+        raise UserInputError(
+            f"deploy: give --holdout DIR (a labelled YOLO folder) or deployment.holdout_dataset in "
+            f"pipeline/config/{config.name}.yaml"
+        )
+    split = load_split(folder, "val")
+    if not split.image_files:
+        raise UserInputError(f"{folder}: the holdout's val split has no images")
+    return folder, list(split.names.values())
+
+
+def _deployer(args: argparse.Namespace, config: Any, deployment: Any, state_dir: Path) -> Any:
+    if args.local:
+        from pipeline.deploy.local import LocalDeployer
+
+        image = ""
+        if args.docker:
+            from pipeline.local_images import resolve_local_image
+
+            image = args.image or resolve_local_image(config.images, "inference", config.images.tag)
+        return LocalDeployer(state_dir, image, args.threads)
+    if args.docker:
+        raise UserInputError("--docker: only with --local")
+    from pipeline.aws import AwsClients, refuse_placeholder_account
+    from pipeline.deploy.aws import SageMakerDeployer
+    from pipeline.deploy.history import History
+
+    refuse_placeholder_account(config, args.command)
+    clients = AwsClients(config.region)
+    history = History(config.s3_uri("deployments", deployment.project), clients.s3)
+    return SageMakerDeployer(deployment, config.roles.execution, clients, history)
+
+
+def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
+    if args.command == "templates":
+        from pipeline.deploy.templates import write_templates
+
+        for path in write_templates(config, args.out):
+            print(path)
+        return 0
+    deployment = build_deployment(config)
+    state_dir = args.work_dir / "deploy" / config.name
+    audit_log = args.audit_log or args.work_dir / "registry-audit.jsonl"
+    deployer = _deployer(args, config, deployment, state_dir)
+    if args.command == "rollback":
+        outcome = flow.rollback(deployment, deployer, args.reason, args.who, audit_log)
+    else:
+        chosen, tags = candidate(registry, args.version, args.local, state_dir)
+        if args.command == "promote":
+            outcome = flow.promote(deployment, deployer, chosen, args.reason, args.who, audit_log)
+        else:
+            outcome = deploy(args, config, deployment, deployer, chosen, tags, audit_log)
+    print(outcome.message)
+    if args.local:
+        for stage in ("staging", "production"):
+            if deployer.url(stage):
+                print(f"{stage}: {deployer.url(stage)}")
+    return 0 if outcome.ok else 1
+
+
+def deploy(
+    args, config, deployment, deployer, chosen: Candidate, tags: dict[str, str], audit_log: Path
+) -> flow.Outcome:
+    holdout, class_names = _holdout(args, config)
+    registered = tags.get("metric.map50_95")
+    if registered is None:
+        raise UserInputError(
+            f"model version {chosen.version} has no registered metric.map50_95 to test against"
+        )
+    data = flow.HoldoutData(holdout, class_names, float(registered), config.deployment.holdout_images)
+    if args.local:
+        return flow.deploy_local(deployment, deployer, chosen, data, audit_log)
+    from pipeline.deploy.checks import sagemaker_invoker
+
+    runtime = deployer.clients.client("sagemaker-runtime")
+    return flow.deploy(
+        deployment, deployer, lambda c: sagemaker_invoker(runtime, deployer.stage(c)), chosen, data, audit_log
+    )
