@@ -36,7 +36,7 @@ demo: setup
 	$(PY) -m pipeline demo
 
 test: setup
-	$(PY) -m pytest -q -rfEs
+	$(PY) -m pytest -q -rfEs --durations=25
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not docker"
