@@ -2,20 +2,18 @@
 
 Generates a synthetic VisDrone-style set, runs the declared DAG locally (preprocess, train,
 evaluate, quality gate), registers the model in MLflow and in a SageMaker model registry (a moto
-server on loopback stands in for AWS and lives as long as the demo), approves it, serves it with
-the serving entrypoint, sends it a new synthetic frame and prints what it found, the evaluation
-metrics and where everything is. Steps are cached: a second run reuses the finished ones.
+server on loopback stands in for AWS and lives as long as the demo), approves it, deploys it locally
+as `python -m pipeline deploy --local` does (a staging server, its smoke, accuracy and latency test,
+the automatic gate, a production server), sends production a new synthetic frame, prints what it
+found, both URLs, the evaluation metrics and where everything is, and stops both servers.
+Steps are cached: a second run reuses the finished ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -28,15 +26,13 @@ from pipeline import dag as d
 from pipeline.local_aws import use_moto
 from yolo_core.cli_args import Parser, number
 from yolo_core.errors import UserInputError
-from yolo_core.processes import stop_process, wait_for_announced_port, wait_until_answers
 
 if TYPE_CHECKING:
     from pipeline.config import EnvConfig
     from pipeline.local_runner import LocalRunSettings
+    from pipeline.registry import ModelRegistry
 
 DEMO_CLASSES = ("pedestrian", "car", "bus")
-# uvicorn's start-up line: the port the kernel picked for `--port 0`.
-SERVER_PORT_ANNOUNCEMENT = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 DEMO_HYPERPARAMETERS = {
     "batch": "8",
     "nbs": "8",
@@ -121,26 +117,34 @@ def generate_raw(args: argparse.Namespace, raw_dir: Path) -> Path:
     return raw_dir
 
 
-def _post_json(url: str, body: bytes, headers: dict[str, str]) -> dict:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def query(url: str, frame: Path, conf: float) -> dict:
+    """One frame to a running server's /invocations; its JSON answer."""
+    _say(f"sending {frame.name} to {url} (X-Conf {conf:g})")
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=frame.read_bytes(),
+        headers={"Content-Type": "image/jpeg", "X-Conf": str(conf)},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
 
-def serve_and_query(model_dir: Path, frame: Path, log_file: Path, conf: float) -> dict:
-    """Start the serving entrypoint on a loopback port it picks, send one frame, stop the server."""
-    command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
-    command += ["--host", "127.0.0.1", "--port", "0"]
-    with log_file.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-        try:
-            port = wait_for_announced_port(log_file, SERVER_PORT_ANNOUNCEMENT, server, timeout_s=180)
-            wait_until_answers(f"http://127.0.0.1:{port}/ping", server, timeout_s=180)
-            _say(f"serving on http://127.0.0.1:{port} (/ping: 200); sending {frame.name} (X-Conf {conf:g})")
-            headers = {"Content-Type": "image/jpeg", "X-Conf": str(conf)}
-            return _post_json(f"http://127.0.0.1:{port}/invocations", frame.read_bytes(), headers)
-        finally:
-            stop_process(server, grace_s=30)
+def deploy_locally(config: EnvConfig, registry: ModelRegistry, version: str, dataset: Path, work_dir: Path):
+    """`python -m pipeline deploy --local`'s flow for `version`: staging, its test, the gate,
+    production. The holdout is the dataset whose val split the registered evaluation scored, every
+    image of it, so the endpoint's mAP50-95 is measured on the same frames as the registered one."""
+    from pipeline.deploy import flow
+    from pipeline.deploy.cli import candidate, holdout_data, state_dir
+    from pipeline.deploy.declaration import build_deployment
+    from pipeline.deploy.local import LocalDeployer
+
+    local_state = state_dir(work_dir, config)
+    deployer = LocalDeployer(local_state)
+    chosen, tags = candidate(registry, version, True, local_state)
+    data = holdout_data(dataset, tags, chosen.version, limit=None)
+    outcome = flow.deploy_local(build_deployment(config), deployer, chosen, data, registry.audit_log)
+    return deployer, outcome
 
 
 def _query_frame(args: argparse.Namespace, folder: Path) -> Path:
@@ -250,12 +254,26 @@ def run_demo(args: argparse.Namespace) -> int:
             )
         )
 
-    _stage("4/5 serving the approved model locally")
-    model_dir = Path(result.record("Train").outputs["model"])
-    with tempfile.TemporaryDirectory(prefix="demo-frame-", dir=work_dir) as scratch:
-        frame = _query_frame(args, Path(scratch))
-        answer = serve_and_query(model_dir, frame, work_dir / "logs" / "serve.log", args.conf)
-    found = _print_detections(answer)
+    _stage("4/5 staging test and production, locally (python -m pipeline deploy --local)")
+    dataset = Path(result.record("Preprocess").outputs["dataset"])
+    deployer, outcome = deploy_locally(config, registry, approved.version, dataset, work_dir)
+    try:
+        if outcome.report is not None:
+            checks = "; ".join(f"{c.name}: {c.detail}" for c in outcome.report.checks)
+            _say(f"staging test {'passed' if outcome.report.passed else 'failed'}: {checks}")
+        if not outcome.ok:
+            _say(outcome.message)
+            return 1
+        _say(f"promoted: {outcome.message}" if outcome.status == "live" else outcome.message)
+        _say(f"staging:    {deployer.url('staging')}")
+        _say(f"production: {deployer.url('production') or '(waiting for the manual gate)'}")
+        serving = deployer.url("production") or deployer.url("staging")
+        with tempfile.TemporaryDirectory(prefix="demo-frame-", dir=work_dir) as scratch:
+            answer = query(serving, _query_frame(args, Path(scratch)), args.conf)
+        found = _print_detections(answer)
+    finally:
+        deployer.stop_all()
+        _say("stopped the staging and production servers")
 
     _stage("5/5 where everything is")
     _say(f"raw synthetic data:    {raw_dir}")
@@ -268,7 +286,8 @@ def run_demo(args: argparse.Namespace) -> int:
     _say("evaluation metrics:    " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(result.metrics.items())))
     _say(f"registered model:      MLflow {approved.name} v{approved.version} ({approved.status})")
     _say(f"SageMaker package:     {approved.model_package_arn} (moto; gone with the demo)")
-    _say(f"approval audit log:    {work_dir / 'registry-audit.jsonl'}")
+    _say(f"approval audit log:    {work_dir / 'registry-audit.jsonl'} (promotions too)")
+    _say(f"deployment history:    {deployer.state_dir}")
     _say(f"step logs:             {work_dir / 'logs'}")
     _say(f"detections on a new frame: {found}")
     _say(f"open MLflow:           {ui_command(result.tracking_uri)}")

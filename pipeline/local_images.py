@@ -8,22 +8,16 @@ runner takes the config's name when Docker has it, else `make build`'s, so `pyth
 
 from __future__ import annotations
 
-import subprocess
 from functools import lru_cache
 
 from pipeline.config import Images
+from pipeline.step_exec import local_image_id
 from yolo_core.errors import UserInputError
 
 
 @lru_cache(maxsize=32)
 def image_exists(reference: str) -> bool:
-    done = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", reference],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.returncode == 0
+    return local_image_id(reference) is not None
 
 
 def candidates(images: Images, image: str, tag: str) -> tuple[str, str]:

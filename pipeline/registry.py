@@ -33,6 +33,11 @@ WEIGHTS_TAG = "weights_sha256"
 _METADATA_LIMIT = 256  # SageMaker's limit on a customer metadata value
 
 
+def package_metadata(values: dict[str, Any]) -> dict[str, str]:
+    """A model package's CustomerMetadataProperties: set values only, cut to SageMaker's limit."""
+    return {key: str(value)[:_METADATA_LIMIT] for key, value in values.items() if value}
+
+
 @dataclass(frozen=True)
 class RegisteredModel:
     name: str
@@ -207,7 +212,7 @@ class ModelRegistry:
             ModelMetrics={
                 "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_url}}
             },
-            CustomerMetadataProperties={k: str(v)[:_METADATA_LIMIT] for k, v in metadata.items() if v},
+            CustomerMetadataProperties=package_metadata(metadata),
         )
         return response["ModelPackageArn"]
 
@@ -253,6 +258,21 @@ class ModelRegistry:
             return self.mlflow.get_model_version(self.name, self.resolve_version(version))
         except MlflowException:
             raise UserInputError(f"model {self.name!r} has no version {version!r}") from None
+
+    def approved_version(self, version: str, in_sagemaker: bool) -> Any:
+        """The MLflow model version `version` names, refused unless it is Approved: in its SageMaker
+        package when `in_sagemaker` (that is what gates an endpoint), else in MLflow's own record
+        (a local deployment needs no AWS)."""
+        model_version = self._version(version)
+        tags = model_version.tags
+        status = self._package_status(tags.get(PACKAGE_TAG, "")) if in_sagemaker else tags.get(STATUS_TAG)
+        if status != APPROVED:
+            raise UserInputError(
+                f"model {self.name} version {model_version.version} is {status or 'not approved'}: "
+                f"approve it first (python -m pipeline approve --version {model_version.version} "
+                "--reason ...)"
+            )
+        return model_version
 
     def approve(self, version: str, reason: str, who: str | None = None) -> RegisteredModel:
         return self._decide(version, APPROVED, reason, who)

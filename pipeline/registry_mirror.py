@@ -22,12 +22,11 @@ from pipeline.registry import (
     ModelRegistry,
     Provenance,
     evaluation_metrics,
+    package_metadata,
 )
 from yolo_core.model_card import ModelCard
 from yolo_core.retry import TRACKING, call_with_retry
 from yolo_core.weights import verify_weights
-
-_METADATA_LIMIT = 256  # SageMaker's limit on a customer metadata value
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,6 @@ def mirror_package(
         ModelPackageArn=package_arn,
         # Unchanged, but sent: moto 5.2.5 clears a status an update leaves out (AWS keeps it).
         ModelApprovalStatus=package["ModelApprovalStatus"],
-        CustomerMetadataProperties={k: str(v)[:_METADATA_LIMIT] for k, v in metadata.items() if v},
+        CustomerMetadataProperties=package_metadata(metadata),
     )
     return MirroredVersion(name, str(version.version), package_arn, run_id, True)

@@ -150,14 +150,20 @@ def run_step_in_docker(
     )
 
 
-def docker_image_id(image: str) -> str:
-    """The local image's content ID (the Docker mode's code fingerprint)."""
+def local_image_id(image: str) -> str | None:
+    """The local image's content ID, or None when Docker does not have it."""
     out = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", image],
         capture_output=True,
         text=True,
         check=False,
     )
-    if out.returncode != 0:
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def docker_image_id(image: str) -> str:
+    """The local image's content ID (the Docker mode's code fingerprint)."""
+    found = local_image_id(image)
+    if found is None:
         raise RuntimeError(f"docker image {image!r} not found locally (build it with `make build`)")
-    return out.stdout.strip()
+    return found

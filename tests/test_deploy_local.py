@@ -36,12 +36,11 @@ def model(folder: Path, class_names: list[str]) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def holdout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+def holdout_set(root: Path) -> tuple[Path, list[str]]:
+    """A small labelled YOLO folder (8 synthetic frames, 2 classes) and its class names."""
     from yolo_core.data.dataset import build_dataset
     from yolo_core.data.synthetic import generate_scenes
 
-    root = tmp_path_factory.mktemp("holdout")
     raw = generate_scenes(
         root / "raw", 8, seed=3, width=160, height=160, object_px=(14, 40), classes=("car", "pedestrian")
     )
@@ -49,6 +48,11 @@ def holdout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     from yolo_core.evaluation.ground_truth import load_split
 
     return dataset, list(load_split(dataset, "val").names.values())
+
+
+@pytest.fixture(scope="module")
+def holdout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    return holdout_set(tmp_path_factory.mktemp("holdout"))
 
 
 def answers(url: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -66,14 +67,24 @@ def test_demo_runs_the_whole_path(work_dir: Path, guarded_subprocess_env: dict) 
         "  Train | epoch=1",  # the step's own output is streamed
         "[RegisterModel] drone-yolo-dev v",
         "Approved in MLflow and SageMaker",
-        "serving on http://127.0.0.1:",
+        "staging test passed: smoke: 4 content types answered; a bad request got 4",
+        "; accuracy: mAP50-95 ",
+        "promoted: production drone-yolo-dev-prod: version ",
+        "staging:    http://127.0.0.1:",
+        "production: http://127.0.0.1:",
         "detections on the 128x128 frame",
+        "stopped the staging and production servers",
         "evaluation metrics:    map50=",
         f"/mlflow ui --backend-store-uri sqlite:///{work_dir}/mlflow.db",  # the venv's mlflow
     ):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"
     audit = [json.loads(line) for line in (work_dir / "registry-audit.jsonl").read_text().splitlines()]
-    assert audit[-1]["action"] == "Approved" and audit[-1]["who"] == "demo"
+    assert [(e["action"], e["who"]) for e in audit[-2:]] == [("Approved", "demo"), ("Promoted", "pipeline")]
+    # Both servers were stopped: their recorded URLs no longer answer.
+    for stage in ("staging", "production"):
+        url = next(line.split()[-1] for line in out.splitlines() if line.startswith(f"{stage}: "))
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url}/ping", timeout=5)
     assert list(work_dir.glob("artifacts/Train/*/model/best.pt"))
     # The FeatureStore step of the DAG wrote them (and the offline store of the demo's moto).
     assert list(work_dir.glob("artifacts/FeatureStore/*/features/image_stats.parquet"))

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.deploy import flow
 from pipeline.deploy.aws import Candidate
 from pipeline.deploy.declaration import build_deployment
-from pipeline.registry import APPROVED, PACKAGE_TAG, STATUS_TAG
+from pipeline.registry import PACKAGE_TAG
 from yolo_core.errors import UserInputError
 
 
@@ -44,6 +44,11 @@ def add_arguments(commands: Any, env_args: Any, store_args: Any, version_help: s
     templates.add_argument("--out", type=Path, default=Path("infra"), help="folder to write")
 
 
+def state_dir(work_dir: Path, config: Any) -> Path:
+    """Where an environment's local deployment keeps its history, model copies and server logs."""
+    return Path(work_dir) / "deploy" / config.name
+
+
 def _model_dir(version: Any, state_dir: Path) -> str:
     """A copy of the registered model folder (MLflow's `model` artifact) that the servers read."""
     from mlflow.artifacts import download_artifacts
@@ -57,22 +62,31 @@ def _model_dir(version: Any, state_dir: Path) -> str:
 
 def candidate(registry: Any, version: str, local: bool, state_dir: Path) -> tuple[Candidate, dict[str, str]]:
     """The registered version, refused unless approved (MLflow locally, the package on SageMaker)."""
-    model_version = registry._version(version)
+    model_version = registry.approved_version(version, in_sagemaker=not local)
     tags = dict(model_version.tags)
-    arn = tags.get(PACKAGE_TAG, "")
-    status = tags.get(STATUS_TAG, "") if local else registry._package_status(arn)
-    if status != APPROVED:
-        raise UserInputError(
-            f"model {registry.name} version {model_version.version} is {status or 'not approved'}: "
-            f"approve it first (python -m pipeline approve --version {model_version.version} --reason ...)"
-        )
     model_dir = _model_dir(model_version, state_dir) if local else ""
-    return Candidate(str(model_version.version), arn, tags.get("code_commit", ""), model_dir), tags
+    candidate = Candidate(
+        str(model_version.version), tags.get(PACKAGE_TAG, ""), tags.get("code_commit", ""), model_dir
+    )
+    return candidate, tags
 
 
-def _holdout(args: argparse.Namespace, config: Any) -> tuple[Path, list[str]]:
+def holdout_data(folder: Path, tags: dict[str, str], version: str, limit: int | None) -> flow.HoldoutData:
+    """What the staging test compares with: the labelled folder's val split (its first `limit`
+    images; None: all) against the version's registered mAP50-95."""
     from yolo_core.evaluation.ground_truth import load_split
 
+    split = load_split(folder, "val")
+    if not split.image_files:
+        raise UserInputError(f"{folder}: the holdout's val split has no images")
+    registered = tags.get("metric.map50_95")
+    if registered is None:
+        raise UserInputError(f"model version {version} has no registered metric.map50_95 to test against")
+    count = len(split.image_files) if limit is None else limit
+    return flow.HoldoutData(folder, list(split.names.values()), float(registered), count)
+
+
+def _holdout_dir(args: argparse.Namespace, config: Any) -> Path:
     folder = args.holdout or (
         Path(config.deployment.holdout_dataset) if config.deployment.holdout_dataset else None
     )
@@ -81,10 +95,7 @@ def _holdout(args: argparse.Namespace, config: Any) -> tuple[Path, list[str]]:
             f"deploy: give --holdout DIR (a labelled YOLO folder) or deployment.holdout_dataset in "
             f"pipeline/config/{config.name}.yaml"
         )
-    split = load_split(folder, "val")
-    if not split.image_files:
-        raise UserInputError(f"{folder}: the holdout's val split has no images")
-    return folder, list(split.names.values())
+    return folder
 
 
 def _deployer(args: argparse.Namespace, config: Any, deployment: Any, state_dir: Path) -> Any:
@@ -117,13 +128,13 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
             print(path)
         return 0
     deployment = build_deployment(config)
-    state_dir = args.work_dir / "deploy" / config.name
+    local_state = state_dir(args.work_dir, config)
     audit_log = args.audit_log or args.work_dir / "registry-audit.jsonl"
-    deployer = _deployer(args, config, deployment, state_dir)
+    deployer = _deployer(args, config, deployment, local_state)
     if args.command == "rollback":
         outcome = flow.rollback(deployment, deployer, args.reason, args.who, audit_log)
     else:
-        chosen, tags = candidate(registry, args.version, args.local, state_dir)
+        chosen, tags = candidate(registry, args.version, args.local, local_state)
         if args.command == "promote":
             outcome = flow.promote(deployment, deployer, chosen, args.reason, args.who, audit_log)
         else:
@@ -139,13 +150,7 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
 def deploy(
     args, config, deployment, deployer, chosen: Candidate, tags: dict[str, str], audit_log: Path
 ) -> flow.Outcome:
-    holdout, class_names = _holdout(args, config)
-    registered = tags.get("metric.map50_95")
-    if registered is None:
-        raise UserInputError(
-            f"model version {chosen.version} has no registered metric.map50_95 to test against"
-        )
-    data = flow.HoldoutData(holdout, class_names, float(registered), config.deployment.holdout_images)
+    data = holdout_data(_holdout_dir(args, config), tags, chosen.version, config.deployment.holdout_images)
     if args.local:
         return flow.deploy_local(deployment, deployer, chosen, data, audit_log)
     from pipeline.deploy.checks import sagemaker_invoker
