@@ -67,12 +67,19 @@ def _moved(dets: Detections, scale: float, x: int, y: int) -> Detections:
     return Detections(dets.boxes * scale + np.array([x, y, x, y], np.float32), dets.scores, dets.class_ids)
 
 
+def _boxes_only(dets: Detections) -> Detections:
+    """The same boxes under one class: where they land is the question, not what they are called."""
+    return Detections(dets.boxes, dets.scores, np.zeros_like(dets.class_ids))
+
+
 def test_boxes_are_in_source_pixels_for_a_batch_of_mixed_sizes(predictor, val_images):
     """The same scene, scaled and placed differently in frames of different shapes, batched
     together: each frame's boxes are the single-image boxes moved by that placement. The frames
     are sized so that the scene reaches the network at about its trained scale. Confident boxes
     on one side are looked for among all boxes on the other, so scores near the threshold that
-    move a little with resampling do not count."""
+    move a little with resampling do not count. Classes are left out: a briefly trained model may
+    call a van a car at another scale (seen with another training seed), and that says nothing of
+    where the boxes are."""
     image = val_images[0]
     alone = predictor.predict([image], conf=LOW)[0]
     assert (alone.scores >= CONFIDENT).sum() >= 2, "the trained model should find objects"
@@ -81,7 +88,7 @@ def test_boxes_are_in_source_pixels_for_a_batch_of_mixed_sizes(predictor, val_im
     batched = predictor.predict(frames, conf=LOW)
     for (scale, _, (x, y)), dets in zip(placements, batched, strict=True):
         expected = _moved(alone, scale, x, y)
-        assert agree_both_ways(dets, expected, required=0.8)
+        assert agree_both_ways(_boxes_only(dets), _boxes_only(expected), required=0.8)
 
 
 def test_results_do_not_depend_on_batch_size(trained_model_dir, val_images):

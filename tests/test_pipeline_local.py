@@ -1,8 +1,9 @@
 """The local runner and `make demo`, end to end with real entrypoints, moto and MLflow.
 
-The tests share one work folder (and so the step cache): the demo runs first with tiny settings,
-the later tests build the same run and find its steps cached; run alone, each test still works,
-only slower. CI budget: the demo's training and one retraining dominate (a few minutes on 2 cores).
+The demo runs once (tiny settings) in a folder of its own, so what it prints does not depend on
+which tests ran before; the runner tests share another work folder (and so the step cache): the
+first of them to run builds the run, the others find its steps cached. CI budget: two tiny
+trainings and one retraining dominate (a few minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -53,14 +54,28 @@ def _settings(work_dir: Path, env: dict, lines: list[str], **overrides) -> Local
     return settings
 
 
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's own folder: what it prints (steps run, not cached) does not depend on which
+    tests ran before it."""
+    return tmp_path_factory.mktemp("demo")
+
+
+def _demo_output(demo_dir: Path, env: dict) -> str:
+    """The demo's output, from one run in `demo_dir` shared by the tests that read it."""
+    saved = demo_dir / "demo-output.txt"
+    if not saved.exists():
+        command = [sys.executable, "-m", "pipeline", "demo", "--work-dir", str(demo_dir), *TINY, *OPEN_GATE]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        saved.write_text(done.stdout)
+    return saved.read_text()
+
+
 @pytest.mark.slow
-def test_demo_runs_the_whole_path(work_dir: Path, guarded_subprocess_env: dict) -> None:
-    command = [sys.executable, "-m", "pipeline", "demo", "--work-dir", str(work_dir), *TINY, *OPEN_GATE]
-    done = subprocess.run(
-        command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=1200
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+def test_demo_runs_the_whole_path(demo_dir: Path, guarded_subprocess_env: dict) -> None:
+    work_dir = demo_dir
+    out = _demo_output(demo_dir, guarded_subprocess_env)
     for expected in (
         "=== 1/5 synthetic drone imagery",
         "[Preprocess] running preprocess",
@@ -92,11 +107,11 @@ def test_demo_runs_the_whole_path(work_dir: Path, guarded_subprocess_env: dict) 
 
 
 @pytest.mark.slow
-def test_lineage_command_after_the_demo(work_dir: Path, aws_env, guarded_subprocess_env: dict) -> None:
+def test_lineage_command_after_the_demo(demo_dir: Path, aws_env, guarded_subprocess_env: dict) -> None:
     """The demo's AWS stand-in is gone: lineage still answers from MLflow and says so."""
-    if not (work_dir / "registry-audit.jsonl").exists():
-        test_demo_runs_the_whole_path(work_dir, guarded_subprocess_env)
-    # The version the demo approved, by number: other tests register later versions in this store.
+    work_dir = demo_dir
+    _demo_output(demo_dir, guarded_subprocess_env)
+    # The version the demo approved, by number, not "latest".
     audit = [json.loads(line) for line in (work_dir / "registry-audit.jsonl").read_text().splitlines()]
     approved = [
         entry["version"] for entry in audit if entry["action"] == "Approved" and entry["who"] == "demo"
@@ -120,7 +135,7 @@ def test_lineage_command_after_the_demo(work_dir: Path, aws_env, guarded_subproc
     assert lineage["data"]["input_data_uri"] == str(work_dir / "raw")
     assert len(lineage["data"]["dataset_hash"]) == 64
     assert set(lineage["images"]) == {"preprocess", "train", "inference"}
-    assert lineage["audit"][-1]["action"] == "Approved"
+    assert lineage["audit"][0]["action"] == "Approved"  # then the demo's promotion, where recorded
 
 
 @pytest.mark.slow
