@@ -2,8 +2,9 @@
 staged, tested and promoted; a broken one (corrupt weights) and one that falls short of its
 registered evaluation are refused while the live version keeps answering; rollback restores it.
 
-The models are yolo11n with random weights (the staging test does not need a trained model); the
-registered evaluation is data: 0.0 passes a random model, 0.6 is far above what it measures.
+Most models are yolo11n with random weights (the refusals do not need a trained model); the
+registered evaluation is then data: 0.0 passes a random model, 0.6 is far above what it measures.
+The last test deploys the session's trained model against its own registered evaluation.
 """
 
 from __future__ import annotations
@@ -113,5 +114,44 @@ def test_deploy_refuse_broken_and_roll_back(tmp_path: Path, holdout, monkeypatch
         assert deployer.history.live("production")["version"] == "1" and answers(deployer.url("production"))
         actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
         assert actions == ["Promoted", "Promoted", "RolledBack"]
+    finally:
+        deployer.stop_all()
+
+
+@pytest.mark.slow
+def test_a_trained_model_passes_staging_and_stays_live_when_a_broken_one_is_refused(
+    trained_model_dir: Path, synthetic_dataset: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The session's trained model, registered with its own evaluation (the Evaluate step's figure on
+    the same val split), passes the staging test through the server and goes live; a copy with one
+    byte of its weights flipped is refused while the trained one keeps answering."""
+    import shutil
+
+    from yolo_core.evaluation.evaluate import EvaluationSettings, evaluate_model
+    from yolo_core.evaluation.ground_truth import load_split
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    trained = Path(shutil.copytree(trained_model_dir, tmp_path / "trained"))
+    settings = EvaluationSettings(device="cpu")
+    report = evaluate_model(trained, synthetic_dataset, tmp_path / "evaluation", settings)
+    registered = float(report["metrics"]["map50_95"]["value"])
+    split = load_split(synthetic_dataset, "val")
+    data = flow.HoldoutData(synthetic_dataset, list(split.names.values()), registered, len(split.image_files))
+    deployer = LocalDeployer(tmp_path / "state", threads=1)
+    audit = tmp_path / "audit.jsonl"
+    try:
+        live = run_deploy(deployer, "1", trained, data, audit)
+        assert live.status == "live", live.message
+        accuracy = live.report.checks[1].figures
+        assert accuracy["map50_95"] > 0.1, accuracy  # it finds the objects it was trained on
+        url = deployer.url("production")
+
+        broken = Path(shutil.copytree(trained, tmp_path / "broken"))
+        weights = bytearray((broken / "best.pt").read_bytes())
+        weights[len(weights) // 2] ^= 0xFF
+        (broken / "best.pt").write_bytes(bytes(weights))
+        refused = run_deploy(deployer, "2", broken, data, audit)
+        assert refused.status == "refused" and "staging start failed" in refused.message, refused.message
+        assert deployer.url("production") == url and answers(url)
     finally:
         deployer.stop_all()

@@ -4,6 +4,7 @@ version and git commit, holding the commands SageMaker calls and nothing it must
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -97,11 +98,14 @@ def test_commands_run_unprivileged_offline_with_the_pinned_stack(
 def test_make_run_uses_gpus_or_falls_back_to_the_cpu(
     docker_engine: DockerEngine, docker_images: BuiltImages, tmp_path
 ) -> None:
-    """`make run-preprocess` asks for every GPU; where Docker has none it says so and runs on the CPU."""
+    """`make run-preprocess` asks for every GPU; where Docker has none it says so and runs on the CPU.
+    The OPT_ML tree it mounts did not exist: make creates it as the caller, not Docker as root."""
+    opt_ml = tmp_path / "opt_ml"
     command = ["make", "--no-print-directory", "run-preprocess", f"DOCKER={docker_engine.client}"]
-    command += [f"IMAGE_TAG={docker_images.tag}", f"OPT_ML={tmp_path}", "ARGS=--synthetic 2 --no-progress"]
+    command += [f"IMAGE_TAG={docker_images.tag}", f"OPT_ML={opt_ml}", "ARGS=--synthetic 2 --no-progress"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert (tmp_path / "processing" / "output" / "dataset" / "data.yaml").is_file()
+    assert (opt_ml / "processing" / "output" / "dataset" / "data.yaml").is_file()
+    assert (opt_ml / "processing" / "input" / "data").stat().st_uid == os.getuid()
     if not shutil.which("nvidia-smi"):
         assert "no GPU runtime here (docker run --gpus all exited 125); running on the CPU" in done.stderr
