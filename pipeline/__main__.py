@@ -13,6 +13,7 @@ approve or reject registered models, show their lineage, and run the demo.
   deploy      an approved version: staging, its tests, the gate, production (blue/green)
   promote     pass the manual gate: the staged version to production (audit-logged)
   rollback    put the previous production version back (audit-logged)
+  stop        stop the staging and production servers `deploy --local` started
   templates   CloudFormation for the endpoints, alarms, autoscaling and the approval rule
   demo        synthetic data -> local pipeline -> registry -> approval -> local serving
 """
@@ -302,6 +303,7 @@ COMMANDS = {
     "deploy": cmd_deploy,
     "promote": cmd_deploy,
     "rollback": cmd_deploy,
+    "stop": cmd_deploy,
     "templates": cmd_deploy,
     "demo": cmd_demo,
 }

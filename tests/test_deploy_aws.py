@@ -4,8 +4,10 @@ moto's gaps, named where they bite: `update_endpoint` is not implemented (the re
 against botocore's own service model instead, and the test asserts moto refuses it: nothing
 pretends it succeeded); `test_event_pattern` answers nothing (EventBridge delivery of `put_events`
 to an SQS target is the real check of the pattern); alarms are never evaluated (`set_alarm_state`
-plays a firing alarm); endpoints go straight to InService; `invoke_endpoint` with a binary body
-does not work, so the staging checks run against real local servers (tests/test_deploy_local.py).
+plays a firing alarm); endpoints go straight to InService; `invoke_endpoint` answers a binary body
+(every image) with its server's HTML 500 page and a text body with a canned answer, not a model's.
+So over moto the staging test runs through InvokeEndpoint and must refuse the version (asserted
+below, with the gap); passing checks run against real servers (tests/test_deploy_local.py).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
+from test_deploy_local import holdout_set
 from test_deploy_units import approval_event
 
 from pipeline.aws import AwsClients
 from pipeline.config import load_config
 from pipeline.deploy import flow
 from pipeline.deploy.aws import Candidate, SageMakerDeployer, update_endpoint_request
+from pipeline.deploy.checks import sagemaker_invoker
 from pipeline.deploy.decisions import CheckResult, StagingReport, rollout_outcome
 from pipeline.deploy.declaration import build_deployment
 from pipeline.deploy.history import History
@@ -132,6 +136,44 @@ def test_failing_accuracy_refuses_promotion(deployer: SageMakerDeployer, tmp_pat
         e["EndpointName"] for e in deployer.sagemaker.list_endpoints()["Endpoints"]
     ]
     assert not (tmp_path / "audit.jsonl").exists()
+
+
+def test_the_staging_test_through_invoke_endpoint_refuses_what_moto_cannot_serve(
+    deployer: SageMakerDeployer, tmp_path: Path
+) -> None:
+    """The AWS deploy flow end to end: stage, test through SageMaker runtime, gate. moto serves no
+    model, so the smoke check must fail and name it; production is never created."""
+    runtime = deployer.clients.client("sagemaker-runtime")
+    dataset, names = holdout_set(tmp_path / "holdout")
+    data = flow.HoldoutData(dataset, names, 0.0, 2)
+
+    outcome = flow.deploy(
+        DEPLOYMENT,
+        deployer,
+        lambda chosen: sagemaker_invoker(runtime, deployer.stage(chosen)),
+        candidate("5"),
+        data,
+        tmp_path / "audit.jsonl",
+    )
+
+    assert outcome.status == "refused"
+    assert outcome.message.startswith(
+        "promotion of version 5 refused: staging smoke check failed: image/jpeg answered 500: "
+    )
+    assert [check.name for check in deployer.history.report().checks] == ["smoke", "latency"]
+    endpoints = [e["EndpointName"] for e in deployer.sagemaker.list_endpoints()["Endpoints"]]
+    assert endpoints == [DEPLOYMENT.endpoint_name("staging")]
+    assert not (tmp_path / "audit.jsonl").exists()
+    staging = DEPLOYMENT.endpoint_name("staging")  # the gap, asserted exactly: a fixed moto shows up
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(
+            EndpointName=staging, ContentType="image/jpeg", Body=b"\xff\xd8\xff\xe0 a JPEG's first bytes"
+        )
+    assert "<title>500 Internal Server Error</title>" in refused.value.response["Error"]["Message"]
+    canned = runtime.invoke_endpoint(EndpointName=staging, ContentType="text/plain", Body=b"text")[
+        "Body"
+    ].read()
+    assert b"detections" not in canned
 
 
 def passed(version: str) -> StagingReport:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,17 @@ def test_local_deploy_and_rollback_commands_as_the_readme_writes_them(
             json.loads(line)["action"] for line in (work / "registry-audit.jsonl").read_text().splitlines()
         ]
         assert actions == ["Approved", "Promoted", "Approved", "Promoted", "RolledBack"]
+
+        stopped = pipeline_command(tmp_path, env, "stop --local --env dev --work-dir .demo")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        live = urls(back.stdout)
+        assert stopped.stdout.splitlines() == [
+            f"stopped staging v{second} {live['staging']}",
+            f"stopped production v{first} {live['production']}",
+        ]
+        assert state.url("staging") == "" and state.url("production") == ""
+        with pytest.raises(urllib.error.URLError):
+            answers(live["production"])
     finally:
         state.stop_all()
 

@@ -10,6 +10,7 @@ The last test deploys the session's trained model against its own registered eva
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -114,6 +115,15 @@ def test_deploy_refuse_broken_and_roll_back(tmp_path: Path, holdout, monkeypatch
         assert deployer.history.live("production")["version"] == "1" and answers(deployer.url("production"))
         actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
         assert actions == ["Promoted", "Promoted", "RolledBack"]
+
+        # Stopped servers are recorded as stopped: nothing is listed live, and they no longer answer.
+        live_urls = [deployer.url("staging"), deployer.url("production")]
+        deployer.stop_all()
+        assert deployer.history.live("staging") is None and deployer.history.live("production") is None
+        assert [e["action"] for e in deployer.history.read()["deployments"][-2:]] == ["stopped", "stopped"]
+        for url in live_urls:
+            with pytest.raises(urllib.error.URLError):
+                answers(url)
     finally:
         deployer.stop_all()
 

@@ -1,4 +1,4 @@
-"""`python -m pipeline deploy | promote | rollback | templates`: the flow wired to a deployer.
+"""`python -m pipeline deploy | promote | rollback | stop | templates`: the flow wired to a deployer.
 
 The version to deploy comes from the registry (an MLflow version, `latest`, a package ARN as the
 EventBridge rule passes it, or `sagemaker:N`) and must be Approved. `--local` serves it on this
@@ -39,6 +39,12 @@ def add_arguments(commands: Any, env_args: Any, store_args: Any, version_help: s
             "--reason", required=parser is promote, default="", help="recorded in the audit log"
         )
         parser.add_argument("--who", default="", help="who decides (default: the OS user)")
+    stop = commands.add_parser("stop", help="stop this machine's staging and production servers (--local)")
+    env_args(stop)
+    store_args(stop)
+    stop.add_argument(
+        "--local", action="store_true", required=True, help="the servers `deploy --local` started"
+    )
     templates = commands.add_parser("templates", help="CloudFormation for the endpoints, alarms and rule")
     env_args(templates)
     templates.add_argument("--out", type=Path, default=Path("infra"), help="folder to write")
@@ -126,6 +132,13 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
 
         for path in write_templates(config, args.out):
             print(path)
+        return 0
+    if args.command == "stop":
+        from pipeline.deploy.local import LocalDeployer
+
+        deployer = LocalDeployer(state_dir(args.work_dir, config))
+        for stage in deployer.stop_all():
+            print(f"stopped {stage}")
         return 0
     deployment = build_deployment(config)
     local_state = state_dir(args.work_dir, config)

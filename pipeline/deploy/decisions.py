@@ -77,11 +77,15 @@ def gate_decision(policy: str, report: StagingReport | None, version: str, manua
     return "wait"
 
 
+# The action of a history entry that records a stage's server being stopped: nothing is live there.
+STOPPED = "stopped"
+
+
 def previous_live(history: list[dict[str, Any]], stage: str) -> dict[str, Any] | None:
     """The deployment that was live in `stage` before the current one (what rollback restores).
 
     A rollback is a deployment too: rolling back twice returns to where the first one started."""
-    live = [entry for entry in history if entry.get("stage") == stage]
+    live = [entry for entry in history if entry.get("stage") == stage and entry.get("action") != STOPPED]
     if len(live) < 2:
         return None
     current = live[-1]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.decisions import StagingReport
+from pipeline.deploy.decisions import STOPPED, StagingReport
 from yolo_core.errors import UserInputError
 
 EMPTY: dict[str, Any] = {"deployments": [], "staging_report": None}
@@ -71,7 +71,13 @@ class History:
 
     def live(self, stage: str) -> dict[str, Any] | None:
         entries = [e for e in self.read()["deployments"] if e["stage"] == stage]
-        return entries[-1] if entries else None
+        if not entries or entries[-1].get("action") == STOPPED:
+            return None
+        return entries[-1]
+
+    def record_stopped(self, stage: str, entry: dict[str, Any]) -> None:
+        """`entry`'s server was stopped: the history says so, rather than list it as live."""
+        self.record(stage, action=STOPPED, version=entry.get("version"), url=entry.get("url"))
 
     def save_report(self, report: StagingReport) -> None:
         data = self.read()

@@ -178,9 +178,15 @@ class LocalDeployer:
         live = self.history.live(stage)
         return live["url"] if live else ""
 
-    def stop_all(self) -> None:
-        """Stops the recorded staging and production servers (the demo's and tests' clean-up)."""
+    def stop_all(self) -> list[str]:
+        """Stops the recorded staging and production servers (`pipeline stop --local`, the demo's
+        and tests' clean-up) and records them stopped, so the history lists nothing live afterwards.
+        Returns what it stopped, e.g. ["staging v3 http://127.0.0.1:PORT"]."""
+        stopped = []
         for stage in ("staging", "production"):
             live = self.history.live(stage)
             if live:
                 stop_recorded(live)
+                self.history.record_stopped(stage, live)
+                stopped.append(f"{stage} v{live.get('version')} {live.get('url')}")
+        return stopped
