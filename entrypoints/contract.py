@@ -97,13 +97,23 @@ class ProcessingPaths:
 
     @classmethod
     def from_env(cls) -> ProcessingPaths:
-        return cls(base_dir() / "processing")
+        return cls.under(base_dir())
+
+    @classmethod
+    def under(cls, base: Path) -> ProcessingPaths:
+        """The layout in a tree whose root plays /opt/ml (the local runner's)."""
+        return cls(base / "processing")
 
     def input(self, name: str) -> Path:
         return self.base / "input" / name
 
     def output(self, name: str) -> Path:
         return self.base / "output" / name
+
+
+def processing_message_file(base: Path | None = None) -> Path:
+    """Where a Processing job's container leaves its failure reason: /opt/ml/output/message."""
+    return (base_dir() if base is None else base) / "output" / "message"
 
 
 def read_json_file(path: Path, what: str) -> dict:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from entrypoints.contract import ProcessingPaths, base_dir, run_main
+from entrypoints.contract import ProcessingPaths, processing_message_file, run_main
 from yolo_core.cli_args import (
     DEVICE_HELP,
     PRECISION_HELP,
@@ -105,7 +105,7 @@ def evaluate(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(lambda: evaluate(argv), failure_file=base_dir() / "output" / "message")
+    run_main(lambda: evaluate(argv), failure_file=processing_message_file())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from entrypoints.contract import ProcessingPaths, base_dir, read_json_file, run_main
+from entrypoints.contract import ProcessingPaths, processing_message_file, read_json_file, run_main
 from yolo_core.cli_args import Parser
 from yolo_core.errors import UserInputError
 
@@ -72,7 +72,7 @@ def _default_region() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_main(lambda: write_features(argv), failure_file=base_dir() / "output" / "message")
+    run_main(lambda: write_features(argv), failure_file=processing_message_file())
 
 
 if __name__ == "__main__":

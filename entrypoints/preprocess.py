@@ -20,7 +20,7 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from entrypoints.contract import ProcessingPaths, base_dir, run_main
+from entrypoints.contract import ProcessingPaths, processing_message_file, run_main
 from yolo_core.cli_args import Parser, number, writable_folder, zero_or_at_least
 from yolo_core.data.ranges import SETTING_RANGES
 from yolo_core.errors import UserInputError
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         return run(args)
 
     # The default lies in the contract tree; write_failure writes there only where that tree exists.
-    run_main(offline_run, failure_file=args.message_file or base_dir() / "output" / "message")
+    run_main(offline_run, failure_file=args.message_file or processing_message_file())
 
 
 if __name__ == "__main__":

@@ -22,12 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from entrypoints.contract import TrainingPaths, write_training_config
+from entrypoints.contract import (
+    ProcessingPaths,
+    TrainingPaths,
+    processing_message_file,
+    write_training_config,
+)
 from pipeline import dag as d
 from pipeline.artifacts import ArtifactStore, download_s3_prefix, open_store, split_s3_uri
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
-from pipeline.fingerprint import code_digest, digest_json, s3_digest, tree_digest
+from pipeline.fingerprint import code_digest, s3_digest, tree_digest
+from pipeline.gate import GateResult, as_string, evaluate_gate, param_value
+from pipeline.job_key import cache_key
 from pipeline.local_images import resolve_local_image
 from pipeline.registry import ModelRegistry, Provenance, RegisteredModel, evaluation_metrics
 from pipeline.step_exec import StepProcessResult, docker_image_id, run_step_in_docker, run_step_subprocess
@@ -37,7 +44,6 @@ from yolo_core.redact import redact_uri
 from yolo_core.version import git_commit
 
 # Where a run logs, not what it computes: left out of the cache key.
-TRACKING_HYPERPARAMETERS = ("tracking_uri", "experiment_name", "run_name")
 
 
 class StepFailed(RuntimeError):
@@ -96,34 +102,11 @@ class LocalRunSettings:
     emit: Callable[[str], None] = lambda line: print(line, flush=True)  # progress shows when piped too
 
 
-def _value(value: d.Value, params: dict[str, Any]) -> Any:
-    if isinstance(value, d.ParamRef):
-        return params[value.name]
-    if isinstance(value, d.MetricRef):
-        raise ValueError("metric values are only known inside the gate")
-    if isinstance(value, d.StepPropertyRef | d.ImageRef | d.OutputRef):
-        raise ValueError("step properties, images and outputs are the runner's to resolve")
-    return value
-
-
-def _as_string(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def _job_inputs(step: d.Step) -> tuple[d.Input, ...]:
     """What a job step reads (a processing step's inputs, a training step's channels)."""
     if isinstance(step, d.ProcessingStep):
         return step.inputs
     return step.channels if isinstance(step, d.TrainingStep) else ()
-
-
-def json_path_get(document: Any, path: str) -> Any:
-    """The subset of JsonPath the gate uses: dotted keys (`metrics.map50_95.value`)."""
-    for part in path.split("."):
-        if not isinstance(document, dict) or part not in document:
-            raise UserInputError(f"evaluation.json: no value at {path!r} (missing {part!r})")
-        document = document[part]
-    return document
 
 
 class LocalRunner:
@@ -174,7 +157,7 @@ class LocalRunner:
             return self.image_uri(value.image)
         if isinstance(value, d.OutputRef):
             return self.outputs[value.step][value.output]
-        return _as_string(_value(value, self.params))
+        return as_string(param_value(value, self.params))
 
     def _local_input(self, name: str) -> Path | None:
         """The local path a parameter names (None for an s3:// URI); it must exist."""
@@ -236,7 +219,7 @@ class LocalRunner:
         if isinstance(step, d.ProcessingStep):
             spec["arguments"] = [self.argument(v) for v in step.arguments] + self._local_arguments(step)
         else:
-            hyperparameters = {k: _as_string(_value(v, self.params)) for k, v in step.hyperparameters}
+            hyperparameters = {k: as_string(param_value(v, self.params)) for k, v in step.hyperparameters}
             spec["hyperparameters"] = {**hyperparameters, **self.settings.hyperparameters}
         return spec
 
@@ -251,23 +234,9 @@ class LocalRunner:
             return docker_image_id(self.run_image(step.image))
         return code_digest(step.entrypoint)
 
-    def cache_key(self, step: d.ProcessingStep | d.TrainingStep, spec: dict[str, Any]) -> str:
-        """What can change the step's outputs; where to log them (tracking settings) is left out."""
-        payload = {
-            "step": step.name,
-            "entrypoint": step.entrypoint,
-            "code": self._code_fingerprint(step),
-            "inputs": spec["fingerprints"],
-            "arguments": spec.get("arguments", []),
-            "hyperparameters": {
-                k: v for k, v in spec.get("hyperparameters", {}).items() if k not in TRACKING_HYPERPARAMETERS
-            },
-        }
-        return digest_json(payload)[:24]
-
     def run_job(self, step: d.ProcessingStep | d.TrainingStep) -> StepRecord:
         spec = self._job_spec(step)
-        key = self.keys[step.name] = self.cache_key(step, spec)
+        key = self.keys[step.name] = cache_key(step, self._code_fingerprint(step), spec)
         service = isinstance(step, d.ProcessingStep) and step.service
         manifest = None if service else self.store.read_manifest(step.name, key)
         record = self._reuse(step, spec, key, manifest) if manifest else self._run_fresh(step, spec, key)
@@ -322,19 +291,21 @@ class LocalRunner:
     ) -> dict[str, Path]:
         """Lay out the /opt/ml tree, run the step, and return its output folders."""
         if isinstance(step, d.ProcessingStep):
+            processing = ProcessingPaths.under(base)
             for name, location in spec["inputs"].items():
-                self._stage(location, base / "processing" / "input" / name, one_file=name in spec["files"])
-            outputs = {name: base / "processing" / "output" / name for name in step.outputs}
+                self._stage(location, processing.input(name), one_file=name in spec["files"])
+            outputs = {name: processing.output(name) for name in step.outputs}
             arguments = list(spec["arguments"])
-            failure_file = base / "output" / "message"
+            failure_file = processing_message_file(base)
         else:
+            training = TrainingPaths(base)
             for name, location in spec["inputs"].items():
-                self._stage(location, base / "input" / "data" / name)
+                self._stage(location, training.channel(name))
             hyperparameters = {**spec["hyperparameters"], **self._tracking_hyperparameters(step)}
-            write_training_config(TrainingPaths(base), hyperparameters, list(spec["inputs"]))
-            outputs = {"model": base / "model"}
+            write_training_config(training, hyperparameters, list(spec["inputs"]))
+            outputs = {"model": training.model_dir}
             arguments = []
-            failure_file = base / "output" / "failure"
+            failure_file = training.failure_file
         for folder in outputs.values():
             folder.mkdir(parents=True, exist_ok=True)
         result = self._launch(step, arguments, base, log)
@@ -409,32 +380,15 @@ class LocalRunner:
             folder = self._local_copy(self.outputs[d.EVALUATE]["evaluation"], Path(scratch))
             return json.loads((folder / d.EVALUATION_FILE).read_text())
 
-    def run_gate(self, evaluation: dict[str, Any]) -> d.Step:
-        """Walk the checks in order; return the Register step or the Fail step reached."""
-        step: d.Step = self.dag.step(self.dag.first_gate)
-        while isinstance(step, d.ConditionStep):
-            left = float(json_path_get(evaluation, step.left.json_path))
-            right = float(self.params[step.right.name])
-            passed = left >= right
-            verdict = (
-                f"{step.left.json_path} = {left:.4f} {'>=' if passed else '<'} {step.right.name} = {right:g}"
-            )
-            self.records.append(
-                StepRecord(step.name, "ConditionStep", "passed" if passed else "failed", detail=verdict)
-            )
-            self.tracking.set_tags(self.tracking.parent_run_id, {f"gate.{step.name}": verdict})
-            self.emit(f"[{step.name}] {'passed' if passed else 'FAILED'}: {verdict}")
-            step = self.dag.step(step.on_pass if passed else step.on_fail)
-        return step
-
-    def fail_message(self, step: d.FailStep, evaluation: dict[str, Any]) -> str:
-        parts = []
-        for part in step.message:
-            if isinstance(part, d.MetricRef):
-                parts.append(_as_string(json_path_get(evaluation, part.json_path)))
-            else:
-                parts.append(_as_string(_value(part, self.params)))
-        return "".join(parts)
+    def run_gate(self, evaluation: dict[str, Any]) -> GateResult:
+        """The gate's decision (`pipeline.gate`), recorded, tagged on the parent run and shown."""
+        gate = evaluate_gate(self.dag, evaluation, self.params)
+        for check in gate.checks:
+            status = "passed" if check.passed else "failed"
+            self.records.append(StepRecord(check.step, "ConditionStep", status, detail=check.verdict))
+            self.tracking.set_tags(self.tracking.parent_run_id, {f"gate.{check.step}": check.verdict})
+            self.emit(f"[{check.step}] {'passed' if check.passed else 'FAILED'}: {check.verdict}")
+        return gate
 
     def register(self, step: d.RegisterStep) -> RegisteredModel:
         started = time.monotonic()
@@ -511,7 +465,7 @@ class LocalRunner:
     def run(self) -> LocalRunResult:
         parent = self.tracking.start(
             f"{self.config.pipeline_name} (local)",
-            {k: _as_string(v) for k, v in self.params.items()},
+            {k: as_string(v) for k, v in self.params.items()},
             {
                 "environment": self.config.name,
                 "code_commit": git_commit(),
@@ -550,9 +504,10 @@ class LocalRunner:
         evaluation = self.evaluation()
         result.metrics = evaluation_metrics(evaluation)
         self.tracking.log_metrics(result.parent_run_id, result.metrics)
-        end = self.run_gate(evaluation)
-        if isinstance(end, d.FailStep):
-            result.failure = self.fail_message(end, evaluation)
+        gate = self.run_gate(evaluation)
+        end = gate.end
+        if not gate.passed:
+            result.failure = gate.failure
             self.records.append(StepRecord(end.name, "FailStep", "failed", detail=result.failure))
             self.emit(f"[{end.name}] {result.failure}")
             return

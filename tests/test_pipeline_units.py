@@ -14,7 +14,7 @@ from pipeline import dag as d
 from pipeline.artifacts import LocalArtifactStore, S3ArtifactStore
 from pipeline.config import load_config
 from pipeline.fingerprint import tree_digest
-from pipeline.local_runner import json_path_get
+from pipeline.gate import json_path_get
 from pipeline.step_exec import stream_process
 from yolo_core.errors import UserInputError
 
