@@ -43,8 +43,6 @@ from yolo_core.errors import UserInputError
 from yolo_core.redact import redact_uri
 from yolo_core.version import git_commit
 
-# Where a run logs, not what it computes: left out of the cache key.
-
 
 class StepFailed(RuntimeError):
     """A step's entrypoint exited non-zero; the message is its one-line reason."""

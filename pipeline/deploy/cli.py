@@ -137,8 +137,8 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
         from pipeline.deploy.local import LocalDeployer
 
         deployer = LocalDeployer(state_dir(args.work_dir, config))
-        for stage in deployer.stop_all():
-            print(f"stopped {stage}")
+        for server in deployer.stop_all():
+            print(f"stopped {server}")
         return 0
     deployment = build_deployment(config)
     local_state = state_dir(args.work_dir, config)
