@@ -32,6 +32,13 @@ from yolo_core.processes import stop_process, wait_for_announced_port, wait_unti
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_DOCKER_ENV = "DRONE_YOLO_REQUIRE_DOCKER"
+# Set by `.ci/run`: drop what only a rebuild would reuse (the base's downloaded wheels, ~2.9 GB, and
+# BuildKit's pip/uv cache mounts, ~1 GB) once the images are built; a CI machine's disk may be small.
+FREE_DISK_ENV = "DRONE_YOLO_FREE_DISK"
+
+
+def _free_disk() -> bool:
+    return os.environ.get(FREE_DISK_ENV) == "1"
 
 
 def _unavailable(reason: str) -> None:
@@ -184,9 +191,11 @@ http:
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def local_registry(docker_engine: DockerEngine) -> Iterator[str]:
     """Debian's docker-registry on loopback only, without auth, storing in a temporary folder.
+
+    One per test, so that the gigabytes a push stores are deleted as soon as the test ends.
 
     (Debian's own config listens on every interface with htpasswd auth.) Docker treats
     127.0.0.0/8 registries as insecure, i.e. plain HTTP is allowed without daemon settings.
@@ -224,6 +233,7 @@ def docker_base_image(docker_engine: DockerEngine) -> str:
                 str(ROOT / "images" / "scripts" / "build_base.py"),
                 "--docker",
                 docker_engine.client,
+                *(["--drop-wheels"] if _free_disk() else []),
             ],
             stdout=subprocess.PIPE,
             stderr=out,
@@ -291,6 +301,8 @@ def docker_images(docker_engine: DockerEngine, docker_base_image: str) -> BuiltI
         )
     if done.returncode != 0:
         pytest.fail(f"make build failed:\n{_tail(log)}")
+    if _free_disk():
+        docker_engine("builder", "prune", "--force", "--filter", "type=exec.cachemount", check=False)
     return BuiltImages(tag=tag, commit=commit, base=docker_base_image)
 
 

@@ -4,7 +4,7 @@
    certificates so that pip in later builds trusts this network), imported as `OS_IMAGE`.
 2. The torch, torchvision (CUDA builds) and uv wheels that the base Dockerfile pins, downloaded
    by pip on the host into a cache outside the repo (~/.cache/drone-yolo-toolkit; reused when
-   present, never required).
+   present, never required; `--drop-wheels` deletes them once the image is built).
 3. `images/base/Dockerfile` built on top, with the wheels served to the build over HTTP from the
    docker0 bridge address (no 2.9 GB build context, no wheel layer).
 
@@ -234,7 +234,7 @@ def serve_folder(folder: Path, host: str) -> Iterator[str]:
         server.server_close()
 
 
-def build_base(engine: Engine, tag: str = BASE_IMAGE) -> str:
+def build_base(engine: Engine, tag: str = BASE_IMAGE, drop_wheels: bool = False) -> str:
     requirements = wheel_requirements()
     make_os_image(engine)
     context = sorted(path for path in BASE_DOCKERFILE.parent.iterdir() if path.is_file())
@@ -261,6 +261,9 @@ def build_base(engine: Engine, tag: str = BASE_IMAGE) -> str:
             str(BASE_DOCKERFILE.parent),
         )
     log(f"docker build {tag}: {time.monotonic() - started:.0f} s")
+    if drop_wheels:
+        shutil.rmtree(wheels, ignore_errors=True)
+        log(f"deleted the wheels in {wheels} (a rebuild downloads them again)")
     return tag
 
 
@@ -270,10 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--docker", default="docker", help="docker client (one that can use BuildKit)")
     parser.add_argument("--tag", default=BASE_IMAGE, help="name of the base image to make")
+    parser.add_argument(
+        "--drop-wheels", action="store_true", help="delete the ~2.9 GB of downloaded wheels once built"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DOCKER_BUILDKIT", "1")
     try:
-        print(build_base(Engine(args.docker), args.tag))
+        print(build_base(Engine(args.docker), args.tag, args.drop_wheels))
     except subprocess.CalledProcessError as exc:
         print(f"error: {exc.cmd[0]} {exc.cmd[1]} failed with exit status {exc.returncode}", file=sys.stderr)
         return 1
