@@ -6,6 +6,7 @@ the machine is shared and absolute numbers move between runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import platform
@@ -20,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from yolo_core.runtime import configure_offline  # noqa: E402
+from entrypoints.environment import configure_offline  # noqa: E402
 
 configure_offline()
 
@@ -30,8 +31,16 @@ import torch  # noqa: E402
 from yolo_core.evaluation.ground_truth import GroundTruth  # noqa: E402
 from yolo_core.evaluation.metrics import match_detections  # noqa: E402
 from yolo_core.infer.detections import Detections  # noqa: E402
-from yolo_core.infer.hardware import DTYPES, cpu_has_bf16_matrix_units, resolve_device  # noqa: E402
+from yolo_core.infer.hardware import DTYPES, resolve_device  # noqa: E402
 from yolo_core.runtime import apply_thread_count, cpu_thread_count  # noqa: E402
+from yolo_core.vocabulary import cpu_has_amx_bf16 as cpu_has_bf16_matrix_units  # noqa: E402
+
+
+def common_parser(doc: str) -> argparse.ArgumentParser:
+    """A script's parser, described by its docstring's first line, with the shared options."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_common_args(parser)
+    return parser
 
 
 def add_common_args(parser) -> None:
@@ -207,6 +216,11 @@ def both_ways(a: list[Detections], b: list[Detections]) -> dict:
 
 def fraction(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def agreement_cells(agreement: dict) -> tuple[str, str]:
+    """Both directions of an agreement figure (ours in theirs, theirs in ours) as table cells."""
+    return fraction(agreement["a_in_b"]), fraction(agreement["b_in_a"])
 
 
 def use_threads(device: torch.device, threads: int | None = None) -> None:

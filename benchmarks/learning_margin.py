@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from yolo_core.runtime import configure_offline  # noqa: E402
+from entrypoints.environment import configure_offline  # noqa: E402
 
 configure_offline()
 

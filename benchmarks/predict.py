@@ -10,8 +10,6 @@ FLOP/s of a large matrix product in the same precision, measured in this run.
 
 from __future__ import annotations
 
-import argparse
-
 import harness
 
 from yolo_core.data.synthetic import render_frame
@@ -56,15 +54,13 @@ def print_table(rows: list, user_ips: float) -> None:
     for label, ips, figures in rows:
         line = f"{label:<44}{ips:>10.2f}{ips / user_ips:>8.2f}"
         if figures:
-            agree = figures["agreement"]
-            a_in_b, b_in_a = harness.fraction(agree["a_in_b"]), harness.fraction(agree["b_in_a"])
+            a_in_b, b_in_a = harness.agreement_cells(figures["agreement"])
             line += f"{figures['compute_floor_images_per_s']:>13.1f}{a_in_b:>12}{b_in_a:>7}"
         print(line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    harness.add_common_args(parser)
+    parser = harness.common_parser(__doc__)
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--batch-sizes", default="4,8", help="comma list of our batch sizes")

@@ -31,8 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from entrypoints.environment import configure_offline  # noqa: E402
 from yolo_core.data.pool import keep_large_buffers  # noqa: E402
-from yolo_core.runtime import configure_offline, cpu_thread_count  # noqa: E402
+from yolo_core.runtime import cpu_thread_count  # noqa: E402
 
 JPEG_QUALITY = 95
 

@@ -176,8 +176,7 @@ def measure(model_dir: Path, frames: list[bytes], args: argparse.Namespace, max_
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    harness.add_common_args(parser)
+    parser = harness.common_parser(__doc__)
     add = parser.add_argument
     add("--precision", default="auto", help="the server's precision: auto, fp32, bf16, fp16")
     add("--imgsz", type=int, default=640)

@@ -12,8 +12,6 @@ compute floor (model FLOPs for the tiles over the FLOP/s of a large matrix produ
 
 from __future__ import annotations
 
-import argparse
-
 import harness
 import numpy as np
 
@@ -39,15 +37,13 @@ def print_table(rows: list, base: float, fastest: float) -> None:
     for label, seconds, ours in rows:
         line = f"{label:<44}{seconds:>9.3f}{base / seconds:>17.2f}{fastest / seconds:>12.2f}"
         if ours:
-            agree = ours["agreement_with_sahi_same_work"]
-            a_in_b, b_in_a = harness.fraction(agree["a_in_b"]), harness.fraction(agree["b_in_a"])
+            a_in_b, b_in_a = harness.agreement_cells(ours["agreement_with_sahi_same_work"])
             line += f"{ours['compute_floor_s_per_frame']:>9.3f}{a_in_b:>18}{b_in_a:>12}"
         print(line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    harness.add_common_args(parser)
+    parser = harness.common_parser(__doc__)
     add = parser.add_argument
     add("--frames", type=int, default=2)
     add("--width", type=int, default=3840)

@@ -29,12 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-# As in the train entry point: sleeping OpenMP waits, so that a busy machine doesn't crawl.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from yolo_core.runtime import configure_offline  # noqa: E402
+from entrypoints.environment import configure_offline  # noqa: E402
+from yolo_core.runtime import passive_openmp_waits  # noqa: E402
+
+# As in the train entry point: sleeping OpenMP waits, so that a busy machine doesn't crawl.
+passive_openmp_waits()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -219,7 +221,7 @@ def loader_images_per_s(
 
 
 def _variants(args: argparse.Namespace) -> list[str]:
-    from yolo_core.train.precision import cpu_has_amx_bf16
+    from yolo_core.vocabulary import cpu_has_amx_bf16
 
     if args.device == "cuda":
         throughput = ["plain", "ours:amp", "ours:fp32"]
@@ -269,7 +271,7 @@ def _machine(device: str) -> dict:
     import torch
 
     from yolo_core.runtime import cpu_thread_count
-    from yolo_core.train.precision import cpu_has_amx_bf16
+    from yolo_core.vocabulary import cpu_has_amx_bf16
 
     info = {
         "cpu_cores": cpu_thread_count(),

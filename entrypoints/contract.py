@@ -24,6 +24,14 @@ def base_dir() -> Path:
     return Path(os.environ.get("SAGEMAKER_BASE_DIR", str(DEFAULT_BASE_DIR)))
 
 
+def image_commit() -> str:
+    """The commit an image was built from (`GIT_COMMIT`, baked in at build time; the local runner
+    sets it for its step processes), else the checkout's: what `yolo_core` records as the code."""
+    from yolo_core.version import git_commit
+
+    return os.environ.get("GIT_COMMIT") or git_commit()
+
+
 @dataclass(frozen=True)
 class TrainingPaths:
     """The training-job layout under the base directory."""
@@ -114,6 +122,16 @@ class ProcessingPaths:
 def processing_message_file(base: Path | None = None) -> Path:
     """Where a Processing job's container leaves its failure reason: /opt/ml/output/message."""
     return (base_dir() if base is None else base) / "output" / "message"
+
+
+def model_monitor_output_dir(base: Path | None = None) -> Path:
+    """Model Monitor's default `output_path`, uploaded as the run's reports: processing/resultdata."""
+    return ProcessingPaths.under(base_dir() if base is None else base).base / "resultdata"
+
+
+def cloudwatch_metrics_dir(base: Path | None = None) -> Path:
+    """Where a Model Monitor container leaves metric lines for CloudWatch: output/metrics/cloudwatch."""
+    return (base_dir() if base is None else base) / "output" / "metrics" / "cloudwatch"
 
 
 def read_json_file(path: Path, what: str) -> dict:

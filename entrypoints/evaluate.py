@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from entrypoints.contract import ProcessingPaths, processing_message_file, run_main
+from entrypoints.environment import configure_offline
 from yolo_core.cli_args import (
     DEVICE_HELP,
     PRECISION_HELP,
@@ -25,9 +26,8 @@ from yolo_core.cli_args import (
     resolve_hardware,
     zero_or_at_least,
 )
-from yolo_core.infer.choices import PRECISIONS
-from yolo_core.runtime import configure_offline
 from yolo_core.serving.options import MIN_SLICE_SIZE
+from yolo_core.vocabulary import INFERENCE_PRECISIONS as PRECISIONS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -21,10 +21,10 @@ from functools import partial
 from pathlib import Path
 
 from entrypoints.contract import ProcessingPaths, processing_message_file, run_main
+from entrypoints.environment import configure_offline
 from yolo_core.cli_args import Parser, number, writable_folder, zero_or_at_least
 from yolo_core.data.ranges import SETTING_RANGES
 from yolo_core.errors import UserInputError
-from yolo_core.runtime import configure_offline
 
 OUTPUT_FLAGS = ("--output-dataset", "--output-report", "--output-baseline")
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from entrypoints.contract import ProcessingPaths, processing_message_file, run_main
+from entrypoints.contract import ProcessingPaths, image_commit, processing_message_file, run_main
 from yolo_core.cli_args import Parser
 from yolo_core.errors import UserInputError
 
@@ -63,7 +63,7 @@ def mirror(argv: list[str] | None = None) -> int:
     from pipeline.registry import Provenance
     from pipeline.registry_mirror import mirror_package
     from yolo_core.evaluation.artifact import resolve_model_dir
-    from yolo_core.version import git_commit
+    from yolo_core.retry import apply_mlflow_http_policy
 
     aws = AwsClients(region)
     metadata = aws.sagemaker.describe_model_package(ModelPackageName=args.model_package_arn).get(
@@ -73,11 +73,12 @@ def mirror(argv: list[str] | None = None) -> int:
         dataset_hash="",  # from the model card
         input_data_uri=args.input_data_uri,
         dataset_location=args.dataset_location,
-        code_commit=git_commit(),
+        code_commit=image_commit(),
         images=dict(args.image),
         pipeline_run_id="",
         pipeline_execution=args.pipeline_execution or metadata.get("pipeline_execution_arn", ""),
     )
+    apply_mlflow_http_policy()  # MLflow's HTTP client fails fast: mirror_package retries under TRACKING
     client = MlflowClient(tracking_uri=args.tracking_uri, registry_uri=args.tracking_uri)
     with tempfile.TemporaryDirectory(prefix="mirror-model-") as scratch:
         model_dir = resolve_model_dir(args.model, Path(scratch))

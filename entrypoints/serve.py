@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 from entrypoints.contract import base_dir, run_main
+from entrypoints.environment import configure_offline
 from yolo_core.cli_args import (
     DEVICE_HELP,
     PRECISION_HELP,
@@ -32,11 +33,11 @@ from yolo_core.cli_args import (
     writable_folder,
 )
 from yolo_core.errors import UserInputError
-from yolo_core.infer.choices import BACKENDS, PRECISIONS
+from yolo_core.infer.choices import BACKENDS
 from yolo_core.model_card import ModelCard
-from yolo_core.runtime import configure_offline
 from yolo_core.serving.decode import DecodeLimits
 from yolo_core.serving.options import parse_default_options
+from yolo_core.vocabulary import INFERENCE_PRECISIONS as PRECISIONS
 
 # Every flag's environment variable (SageMaker configures containers through the environment).
 ENV_PREFIX = "SERVE_"

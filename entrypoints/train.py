@@ -21,14 +21,13 @@ import os
 import sys
 from pathlib import Path
 
-from entrypoints.contract import TrainingPaths, read_json_file, run_main, write_failure
+from entrypoints.contract import TrainingPaths, image_commit, read_json_file, run_main, write_failure
 from yolo_core.errors import UserInputError
 from yolo_core.hyperparams import Hyperparameters, describe
+from yolo_core.runtime import passive_openmp_waits
 
-# OpenMP threads that spin while they wait turn a CPU shared with other work into a crawl (two
-# threads on two busy cores: 8x slower than one); sleeping waits cost ~1% on an idle machine.
-# It must be set before torch loads OpenMP, so here, before anything imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before anything imports torch (OpenMP reads it once, as torch loads it).
+passive_openmp_waits()
 LOG = logging.getLogger("train")
 TAG_ENV = {
     "IMAGE_URI": "image_uri",
@@ -151,7 +150,7 @@ def run(argv: list[str] | None = None) -> int:
     _parser().parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from yolo_core.runtime import configure_offline
+    from entrypoints.environment import configure_offline
 
     configure_offline()
     from yolo_core.train.spot import TrainingInterrupted
@@ -176,6 +175,7 @@ def run(argv: list[str] | None = None) -> int:
         hyperparameters=hp,
         weights=weights,
         tags={tag: os.environ[env] for env, tag in TAG_ENV.items() if os.environ.get(env)},
+        code_commit=image_commit(),
         work_dir=work_dir,
     )
     try:

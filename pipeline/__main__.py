@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 
 from entrypoints.contract import run_main
+from entrypoints.environment import configure_offline
 from yolo_core.cli_args import Parser
 from yolo_core.errors import UserInputError
-from yolo_core.runtime import configure_offline
 
 DEFAULT_WORK_DIR = Path(".pipeline")
 VERSION_HELP = "MLflow version number, 'latest', a SageMaker model package ARN, or sagemaker:N"

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from yolo_core.errors import UserInputError
+from yolo_core.errors import UserInputError, one_line
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -286,7 +286,7 @@ def load_config(env: str | None = None, path: Path | None = None) -> EnvConfig:
     except UnicodeDecodeError:
         raise UserInputError(f"{path}: the config file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+        raise UserInputError(f"{path}: not valid YAML ({one_line(str(exc))})") from None
     if not isinstance(raw, dict):
         raise UserInputError(f"{path}: the config must be a mapping of fields")
     if env is not None and raw.get("name", env) != env:

@@ -18,6 +18,7 @@ from typing import Literal
 from pipeline.config import EnvConfig
 from yolo_core.data.ranges import Bounds
 from yolo_core.errors import UserInputError
+from yolo_core.vocabulary import parse_bool
 
 ParamKind = Literal["string", "integer", "float", "boolean"]
 ImageName = Literal["preprocess", "train", "inference"]
@@ -141,6 +142,12 @@ class FailStep:
     message: tuple[Value, ...]
 
 
+# What a registered model package accepts and answers: the pipeline's Register step and the
+# registry's own registration (pipeline/registry.py) both declare these.
+MODEL_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-image", "application/json")
+MODEL_RESPONSE_TYPES = ("application/json",)
+
+
 @dataclass(frozen=True)
 class RegisterStep:
     """A model package in PendingManualApproval with the evaluation attached as its metrics."""
@@ -151,8 +158,8 @@ class RegisterStep:
     evaluation_file: str
     image: ImageName
     approval_status: str = "PendingManualApproval"
-    content_types: tuple[str, ...] = ("image/jpeg", "image/png", "application/x-image", "application/json")
-    response_types: tuple[str, ...] = ("application/json",)
+    content_types: tuple[str, ...] = MODEL_CONTENT_TYPES
+    response_types: tuple[str, ...] = MODEL_RESPONSE_TYPES
 
 
 Step = ProcessingStep | TrainingStep | ConditionStep | FailStep | RegisterStep
@@ -399,9 +406,6 @@ def feature_store_arguments(config: EnvConfig | None) -> tuple[Value, ...]:
     )
 
 
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
 def coerce_parameter(param: Param, raw: object) -> str | int | float | bool:
     """A parameter value from the command line (a string) or Python, checked against its kind and range."""
     text = str(raw).strip()
@@ -410,9 +414,7 @@ def coerce_parameter(param: Param, raw: object) -> str | int | float | bool:
     if param.kind == "boolean":
         if isinstance(raw, bool):
             return raw
-        if text.lower() not in _TRUE | _FALSE:
-            raise UserInputError(f"parameter {param.name}: {text!r} is not true or false")
-        return text.lower() in _TRUE
+        return parse_bool(text, f"parameter {param.name}")
     return text
 
 

@@ -7,25 +7,24 @@ reuses its stored outputs.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pipeline import dag as d
 from pipeline.fingerprint import digest_json
+from pipeline.job_spec import JobSpec
 
 # Where a run is logged, not what it computes: left out of the key.
 TRACKING_HYPERPARAMETERS = ("tracking_uri", "experiment_name", "run_name")
 
 
-def cache_key(step: d.ProcessingStep | d.TrainingStep, code: str, spec: dict[str, Any]) -> str:
-    """`code`: the image id or the entrypoint's code digest; `spec`: the runner's job spec
-    (`fingerprints` of the inputs, `arguments` or `hyperparameters`)."""
-    hyperparameters = spec.get("hyperparameters", {})
+def cache_key(step: d.ProcessingStep | d.TrainingStep, code: str, spec: JobSpec) -> str:
+    """`code`: the image id or the entrypoint's code digest; `spec`: what the job is told
+    (`pipeline.job_spec`), of which the inputs count by fingerprint, not location."""
+    hyperparameters = spec.hyperparameters
     payload = {
         "step": step.name,
         "entrypoint": step.entrypoint,
         "code": code,
-        "inputs": spec["fingerprints"],
-        "arguments": spec.get("arguments", []),
+        "inputs": spec.fingerprints,
+        "arguments": list(spec.arguments),
         "hyperparameters": {k: v for k, v in hyperparameters.items() if k not in TRACKING_HYPERPARAMETERS},
     }
     return digest_json(payload)[:24]

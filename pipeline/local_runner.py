@@ -33,8 +33,9 @@ from pipeline.artifacts import ArtifactStore, download_s3_prefix, open_store, sp
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
 from pipeline.fingerprint import code_digest, s3_digest, tree_digest
-from pipeline.gate import GateResult, as_string, evaluate_gate, param_value
+from pipeline.gate import GateResult, as_string, evaluate_gate
 from pipeline.job_key import cache_key
+from pipeline.job_spec import JobSpec, RunValues, job_inputs, job_spec, locate_output_input
 from pipeline.local_images import resolve_local_image
 from pipeline.registry import ModelRegistry, Provenance, RegisteredModel, evaluation_metrics
 from pipeline.step_exec import StepProcessResult, docker_image_id, run_step_in_docker, run_step_subprocess
@@ -100,13 +101,6 @@ class LocalRunSettings:
     emit: Callable[[str], None] = lambda line: print(line, flush=True)  # progress shows when piped too
 
 
-def _job_inputs(step: d.Step) -> tuple[d.Input, ...]:
-    """What a job step reads (a processing step's inputs, a training step's channels)."""
-    if isinstance(step, d.ProcessingStep):
-        return step.inputs
-    return step.channels if isinstance(step, d.TrainingStep) else ()
-
-
 class LocalRunner:
     def __init__(self, settings: LocalRunSettings, dag: d.Dag | None = None) -> None:
         self.settings = settings
@@ -148,14 +142,10 @@ class LocalRunner:
         """Service steps run on the host, where the tracking store and the AWS endpoint are."""
         return self.settings.docker and not (isinstance(step, d.ProcessingStep) and step.service)
 
-    def argument(self, value: d.Value) -> str:
-        if isinstance(value, d.StepPropertyRef):
-            return self.properties[value.step][value.property]
-        if isinstance(value, d.ImageRef):
-            return self.image_uri(value.image)
-        if isinstance(value, d.OutputRef):
-            return self.outputs[value.step][value.output]
-        return as_string(param_value(value, self.params))
+    def values(self) -> RunValues:
+        """What the DAG's references resolve to now (steps done so far)."""
+        images = {image: self.image_uri(image) for image in d.IMAGE_TAG_PARAMS}
+        return RunValues(self.params, images, self.outputs, self.keys, self.properties)
 
     def _local_input(self, name: str) -> Path | None:
         """The local path a parameter names (None for an s3:// URI); it must exist."""
@@ -169,22 +159,17 @@ class LocalRunner:
 
     def _check_local_inputs(self) -> None:
         for step in self.dag.steps:
-            for item in _job_inputs(step):
+            for item in job_inputs(step):
                 if isinstance(item.source, d.ParamRef):
                     self._local_input(item.source.name)
 
-    def _input_location(self, item: d.Input) -> tuple[str, str]:
-        """(location, fingerprint) of a step input (of one file of it, with `path`)."""
-        source = item.source
-        if isinstance(source, d.OutputRef):
-            location = self.outputs[source.step][source.output]
-            fingerprint = f"{self.keys[source.step]}/{source.output}"
-            if item.path:
-                return f"{location}/{item.path}", f"{fingerprint}/{item.path}"
-            return location, fingerprint
-        path = self._local_input(source.name)
+    def _input_location(self, item: d.Input, values: RunValues) -> tuple[str, str]:
+        """(location, fingerprint) of a step input; a parameter's folder or S3 prefix is read."""
+        if isinstance(item.source, d.OutputRef):
+            return locate_output_input(item, values)
+        path = self._local_input(item.source.name)
         if path is None:
-            uri = str(self.params[source.name])
+            uri = str(self.params[item.source.name])
             return uri, s3_digest(self.aws.s3, uri)
         return str(path), tree_digest(path)
 
@@ -207,19 +192,11 @@ class LocalRunner:
         return download_s3_prefix(self.aws.s3, location, scratch)
 
     # -- job steps ---------------------------------------------------------------------------
-    def _job_spec(self, step: d.ProcessingStep | d.TrainingStep) -> dict[str, Any]:
-        located = {item.name: self._input_location(item) for item in _job_inputs(step)}
-        spec: dict[str, Any] = {
-            "inputs": {name: location for name, (location, _) in located.items()},
-            "fingerprints": {name: fingerprint for name, (_, fingerprint) in located.items()},
-            "files": [item.name for item in _job_inputs(step) if item.path],
-        }
-        if isinstance(step, d.ProcessingStep):
-            spec["arguments"] = [self.argument(v) for v in step.arguments] + self._local_arguments(step)
-        else:
-            hyperparameters = {k: as_string(param_value(v, self.params)) for k, v in step.hyperparameters}
-            spec["hyperparameters"] = {**hyperparameters, **self.settings.hyperparameters}
-        return spec
+    def _job_spec(self, step: d.ProcessingStep | d.TrainingStep) -> JobSpec:
+        values = self.values()
+        located = {item.name: self._input_location(item, values) for item in job_inputs(step)}
+        extra = self._local_arguments(step) if isinstance(step, d.ProcessingStep) else []
+        return job_spec(step, located, values, self.settings.hyperparameters, extra)
 
     def _local_arguments(self, step: d.ProcessingStep) -> list[str]:
         """Without AWS (`register=False`) the feature store writes its Parquet files only."""
@@ -241,9 +218,9 @@ class LocalRunner:
         self.outputs[step.name] = record.outputs
         return record
 
-    def _reuse(self, step: d.Step, spec: dict[str, Any], key: str, manifest: dict[str, Any]) -> StepRecord:
+    def _reuse(self, step: d.Step, spec: JobSpec, key: str, manifest: dict[str, Any]) -> StepRecord:
         tags = {"cached": "true", "cache_key": key, "made_by_run": manifest.get("mlflow_run_id", "")}
-        run_id = self.tracking.child(step.name, self._step_params(spec), tags)
+        run_id = self.tracking.child(step.name, spec.tracking_params(), tags)
         self.tracking.finish(run_id)
         self.emit(f"[{step.name}] cached ({key}): outputs in {self.store.location(step.name, key)}")
         detail = f"cached from {manifest.get('finished', '?')}"
@@ -251,9 +228,7 @@ class LocalRunner:
             step.name, type(step).__name__, "cached", 0.0, key, manifest["outputs"], run_id, detail=detail
         )
 
-    def _run_fresh(
-        self, step: d.ProcessingStep | d.TrainingStep, spec: dict[str, Any], key: str
-    ) -> StepRecord:
+    def _run_fresh(self, step: d.ProcessingStep | d.TrainingStep, spec: JobSpec, key: str) -> StepRecord:
         started = time.monotonic()
         log_file = self.work_dir / "logs" / f"{step.name}-{key}.log"
         self.emit(f"[{step.name}] running {step.entrypoint} (cache key {key})")
@@ -277,30 +252,23 @@ class LocalRunner:
         self.emit(f"[{step.name}] done in {seconds:.0f} s: outputs in {self.store.location(step.name, key)}")
         return StepRecord(step.name, type(step).__name__, "ran", seconds, key, outputs, run_id, str(log_file))
 
-    def _step_params(self, spec: dict[str, Any]) -> dict[str, Any]:
-        params = {f"input.{k}": v for k, v in spec["inputs"].items()}
-        params.update({f"hp.{k}": v for k, v in spec.get("hyperparameters", {}).items()})
-        if spec.get("arguments"):
-            params["arguments"] = " ".join(spec["arguments"])
-        return params
-
     def _execute(
-        self, step: d.ProcessingStep | d.TrainingStep, spec: dict[str, Any], base: Path, log: Path
+        self, step: d.ProcessingStep | d.TrainingStep, spec: JobSpec, base: Path, log: Path
     ) -> dict[str, Path]:
         """Lay out the /opt/ml tree, run the step, and return its output folders."""
         if isinstance(step, d.ProcessingStep):
             processing = ProcessingPaths.under(base)
-            for name, location in spec["inputs"].items():
-                self._stage(location, processing.input(name), one_file=name in spec["files"])
+            for name, location in spec.inputs.items():
+                self._stage(location, processing.input(name), one_file=name in spec.files)
             outputs = {name: processing.output(name) for name in step.outputs}
-            arguments = list(spec["arguments"])
+            arguments = list(spec.arguments)
             failure_file = processing_message_file(base)
         else:
             training = TrainingPaths(base)
-            for name, location in spec["inputs"].items():
+            for name, location in spec.inputs.items():
                 self._stage(location, training.channel(name))
-            hyperparameters = {**spec["hyperparameters"], **self._tracking_hyperparameters(step)}
-            write_training_config(training, hyperparameters, list(spec["inputs"]))
+            hyperparameters = {**spec.hyperparameters, **self._tracking_hyperparameters(step)}
+            write_training_config(training, hyperparameters, list(spec.inputs))
             outputs = {"model": training.model_dir}
             arguments = []
             failure_file = training.failure_file
@@ -341,7 +309,7 @@ class LocalRunner:
     def _step_run(
         self,
         step: d.ProcessingStep | d.TrainingStep,
-        spec: dict[str, Any],
+        spec: JobSpec,
         key: str,
         produced: dict[str, Path],
     ) -> str:
@@ -357,7 +325,7 @@ class LocalRunner:
         if trainer_run:
             self.tracking.adopt(trainer_run, step.name, tags)
             return trainer_run
-        run_id = self.tracking.child(step.name, self._step_params(spec), tags)
+        run_id = self.tracking.child(step.name, spec.tracking_params(), tags)
         if "evaluation" in produced:
             evaluation = json.loads((produced["evaluation"] / d.EVALUATION_FILE).read_text())
             self.tracking.log_metrics(run_id, evaluation_metrics(evaluation))

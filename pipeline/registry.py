@@ -21,8 +21,10 @@ from typing import Any
 from pipeline.artifacts import split_s3_uri
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
+from pipeline.dag import MODEL_CONTENT_TYPES, MODEL_RESPONSE_TYPES
 from yolo_core.errors import UserInputError
 from yolo_core.model_card import ModelCard
+from yolo_core.retry import TRACKING, apply_mlflow_http_policy, call_with_retry
 from yolo_core.weights import verify_weights
 
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
@@ -92,6 +94,7 @@ class ModelRegistry:
     def __init__(self, config: EnvConfig, tracking_uri: str, aws: AwsClients, audit_log: Path) -> None:
         from mlflow import MlflowClient
 
+        apply_mlflow_http_policy()  # MLflow's HTTP client fails fast: TRACKING below does the retrying
         self.config = config
         self.name = config.model_package_group
         self.mlflow = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -113,8 +116,8 @@ class ModelRegistry:
         model_tags = {WEIGHTS_TAG: verify_weights(Path(model_dir) / card.weights_file, card.weights_sha256)}
         model_data_url, evaluation_url = self._upload(model_dir, evaluation_file, run_id)
         self._ensure_package_group()
-        self.mlflow.log_artifacts(run_id, str(model_dir), "model")
-        self.mlflow.log_artifact(run_id, str(evaluation_file), "evaluation")
+        call_with_retry(self.mlflow.log_artifacts, run_id, str(model_dir), "model", policy=TRACKING)
+        call_with_retry(self.mlflow.log_artifact, run_id, str(evaluation_file), "evaluation", policy=TRACKING)
         self._ensure_registered_model()
         tags = {
             STATUS_TAG: PENDING,
@@ -124,20 +127,26 @@ class ModelRegistry:
             **self._provenance_tags(provenance),
             **model_tags,
         }
-        version = self.mlflow.create_model_version(
+        run = call_with_retry(self.mlflow.get_run, run_id, policy=TRACKING)
+        version = call_with_retry(
+            self.mlflow.create_model_version,
             self.name,
-            source=f"{self.mlflow.get_run(run_id).info.artifact_uri}/model",
+            source=f"{run.info.artifact_uri}/model",
             run_id=run_id,
             tags=tags,
+            policy=TRACKING,
         )
         try:
             arn = self._create_package(
                 model_data_url, evaluation_url, version.version, run_id, provenance, model_tags
             )
         except Exception:
-            self.mlflow.delete_model_version(self.name, version.version)  # never one side only
+            # never one side only
+            call_with_retry(self.mlflow.delete_model_version, self.name, version.version, policy=TRACKING)
             raise
-        self.mlflow.set_model_version_tag(self.name, version.version, PACKAGE_TAG, arn)
+        call_with_retry(
+            self.mlflow.set_model_version_tag, self.name, version.version, PACKAGE_TAG, arn, policy=TRACKING
+        )
         return RegisteredModel(self.name, str(version.version), arn, PENDING, model_data_url)
 
     def _upload(self, model_dir: Path, evaluation_file: Path, run_id: str) -> tuple[str, str]:
@@ -163,9 +172,14 @@ class ModelRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.mlflow.get_registered_model(self.name)
+            call_with_retry(self.mlflow.get_registered_model, self.name, policy=TRACKING)
         except MlflowException:
-            self.mlflow.create_registered_model(self.name, description="drone YOLO detectors")
+            call_with_retry(
+                self.mlflow.create_registered_model,
+                self.name,
+                description="drone YOLO detectors",
+                policy=TRACKING,
+            )
 
     @staticmethod
     def _provenance_tags(provenance: Provenance) -> dict[str, str]:
@@ -201,13 +215,8 @@ class ModelRegistry:
             ModelApprovalStatus=PENDING,
             InferenceSpecification={
                 "Containers": [{"Image": provenance.images["inference"], "ModelDataUrl": model_data_url}],
-                "SupportedContentTypes": [
-                    "image/jpeg",
-                    "image/png",
-                    "application/x-image",
-                    "application/json",
-                ],
-                "SupportedResponseMIMETypes": ["application/json"],
+                "SupportedContentTypes": list(MODEL_CONTENT_TYPES),
+                "SupportedResponseMIMETypes": list(MODEL_RESPONSE_TYPES),
             },
             ModelMetrics={
                 "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_url}}
@@ -226,7 +235,7 @@ class ModelRegistry:
             return self._mirroring(version)
         if version != "latest":
             return version
-        versions = self.mlflow.search_model_versions(f"name='{self.name}'")
+        versions = call_with_retry(self.mlflow.search_model_versions, f"name='{self.name}'", policy=TRACKING)
         if not versions:
             raise UserInputError(f"model {self.name!r} has no registered versions")
         return str(max(int(v.version) for v in versions))
@@ -255,7 +264,9 @@ class ModelRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.mlflow.get_model_version(self.name, self.resolve_version(version))
+            return call_with_retry(
+                self.mlflow.get_model_version, self.name, self.resolve_version(version), policy=TRACKING
+            )
         except MlflowException:
             raise UserInputError(f"model {self.name!r} has no version {version!r}") from None
 
@@ -301,17 +312,39 @@ class ModelRegistry:
                 "decided_at": when,
                 "decision_reason": reason,
             }.items():
-                self.mlflow.set_model_version_tag(self.name, model_version.version, key, value)
+                call_with_retry(
+                    self.mlflow.set_model_version_tag,
+                    self.name,
+                    model_version.version,
+                    key,
+                    value,
+                    policy=TRACKING,
+                )
             if status == APPROVED:
-                self.mlflow.set_registered_model_alias(self.name, APPROVED_ALIAS, model_version.version)
+                call_with_retry(
+                    self.mlflow.set_registered_model_alias,
+                    self.name,
+                    APPROVED_ALIAS,
+                    model_version.version,
+                    policy=TRACKING,
+                )
             elif self._alias_version() == str(model_version.version):
-                self.mlflow.delete_registered_model_alias(self.name, APPROVED_ALIAS)
+                call_with_retry(
+                    self.mlflow.delete_registered_model_alias, self.name, APPROVED_ALIAS, policy=TRACKING
+                )
         except Exception:
             # Neither side may keep a half-made decision: SageMaker's package gates deployment, so
             # it is restored first; MLflow's status tag is put back where MLflow still answers.
             self._update_package(package, previous, package.get("ApprovalDescription", "restored"))
             with contextlib.suppress(Exception):
-                self.mlflow.set_model_version_tag(self.name, model_version.version, STATUS_TAG, previous)
+                call_with_retry(
+                    self.mlflow.set_model_version_tag,
+                    self.name,
+                    model_version.version,
+                    STATUS_TAG,
+                    previous,
+                    policy=TRACKING,
+                )
             raise
         self._audit(
             {
@@ -342,7 +375,10 @@ class ModelRegistry:
         from mlflow.exceptions import MlflowException
 
         try:
-            return str(self.mlflow.get_model_version_by_alias(self.name, APPROVED_ALIAS).version)
+            found = call_with_retry(
+                self.mlflow.get_model_version_by_alias, self.name, APPROVED_ALIAS, policy=TRACKING
+            )
+            return str(found.version)
         except MlflowException:
             return ""
 

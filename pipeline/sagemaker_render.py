@@ -65,9 +65,10 @@ def _use_valid_sdk_config() -> None:
     The SDK also builds sessions of its own (a LocalSession inside ProcessingStep), which read
     this file; a file without `SchemaVersion` makes every one of them raise.
     """
+    from entrypoints.environment import exported_config_dir
     from yolo_core.runtime import default_config_dir
 
-    path = default_config_dir() / "sagemaker-sdk-config.yaml"
+    path = default_config_dir(exported_config_dir()) / "sagemaker-sdk-config.yaml"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(_SDK_CONFIG) + "\n")  # JSON is YAML
@@ -78,10 +79,11 @@ def pipeline_session(config: EnvConfig, boto_session: Any = None) -> Any:
     """A PipelineSession for the environment's region and bucket (no AWS call is made here)."""
     _use_valid_sdk_config()
     _validate_config_once()
-    import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
-    boto_session = boto_session or boto3.Session(region_name=config.region)
+    from yolo_core.retry import aws_session
+
+    boto_session = boto_session or aws_session(region_name=config.region)  # the SDK's clients retry too
     session = PipelineSession(
         boto_session=boto_session, default_bucket=config.bucket, sagemaker_config=_SDK_CONFIG
     )
@@ -472,11 +474,12 @@ def start(
     display_name: str | None = None,
 ) -> str:
     """Start an execution of the upserted pipeline; returns the execution ARN."""
-    import boto3
     from sagemaker.mlops.workflow.pipeline import format_start_parameters
 
-    boto_session = boto_session or boto3.Session(region_name=config.region)
-    client = boto_session.client("sagemaker")
+    from yolo_core.retry import aws_client_config, aws_session
+
+    boto_session = boto_session or aws_session(region_name=config.region)
+    client = boto_session.client("sagemaker", config=aws_client_config())
     request: dict[str, Any] = {
         "PipelineName": config.pipeline_name,
         "PipelineParameters": format_start_parameters(dict(sorted((parameters or {}).items()))),

@@ -3,7 +3,8 @@
 The training entrypoint opens its own MLflow run (it must, to survive spot restarts); the runner
 adopts it as the Train child afterwards by setting `mlflow.parentRunId` on it. Every param and tag
 value passes through `redact_uri` on its way in (`_flat`), so a tracking URI's credentials are
-used to connect but never recorded.
+used to connect but never recorded. Every call to the tracking server is retried under
+`yolo_core.retry.TRACKING`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_core.redact import redact_uri, redact_values
-from yolo_core.retry import TRACKING, call_with_retry
+from yolo_core.retry import TRACKING, apply_mlflow_http_policy, call_with_retry
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -50,6 +51,7 @@ class PipelineTracking:
     def client(self) -> Any:
         if self._client is None:
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+            apply_mlflow_http_policy()  # MLflow's HTTP client fails fast: TRACKING does the retrying
             from mlflow import MlflowClient
 
             self._client = MlflowClient(self.tracking_uri)
@@ -107,7 +109,7 @@ class PipelineTracking:
         call_with_retry(self.client.log_artifacts, run_id, str(folder), path, policy=TRACKING)
 
     def artifact_uri(self, run_id: str) -> str:
-        return self.client.get_run(run_id).info.artifact_uri
+        return call_with_retry(self.client.get_run, run_id, policy=TRACKING).info.artifact_uri
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         call_with_retry(self.client.set_terminated, run_id, status, policy=TRACKING)

@@ -14,9 +14,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import netguard  # noqa: E402
 
-# Before torch loads OpenMP: spinning waits make 2 threads on 2 busy cores ~8x slower than one.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from yolo_core.runtime import configure_offline  # noqa: E402
+from entrypoints.environment import configure_offline  # noqa: E402
+from yolo_core.runtime import passive_openmp_waits  # noqa: E402
+
+passive_openmp_waits()  # before anything loads torch's OpenMP
 
 # Tests never run on EC2: without this boto3 probes the instance-metadata address for credentials.
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
@@ -24,6 +25,20 @@ configure_offline()
 netguard.install()
 
 pytest_plugins = ["tests.fixtures_aws", "tests.fixtures_data", "tests.fixtures_docker"]
+
+
+@pytest.fixture
+def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """configure_offline writes these, and remembers its cache root and threads; the test's values
+    are undone afterwards, so no later test uses a deleted temp folder."""
+    from yolo_core import cache_dir, runtime
+
+    # Kept for the test (Ultralytics, if it is imported now, fixes its folder from it), then restored.
+    monkeypatch.setenv("YOLO_CONFIG_DIR", os.environ["YOLO_CONFIG_DIR"])
+    for key in ("MPLCONFIGDIR", "SAGEMAKER_USER_CONFIG_OVERRIDE", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(cache_dir, "_default_root", cache_dir._default_root)
+    monkeypatch.setattr(runtime, "_configured_threads", runtime._configured_threads)
 
 
 @pytest.fixture(autouse=True)

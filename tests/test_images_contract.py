@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints.contract import TrainingPaths, write_training_config
 from tests.fixtures_docker import BuiltImages, DockerEngine, container_user, hand_to_container
 from yolo_core.model_card import ModelCard
 
@@ -81,14 +82,10 @@ def test_preprocess_turns_raw_scenes_into_a_dataset(preprocessed) -> None:
 
 def _training_host(root: Path, dataset: Path) -> Path:
     """A fresh /opt/ml as SageMaker lays it out: config files and the `dataset` channel."""
-    opt_ml = root / "opt_ml"
-    config = opt_ml / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
-    (config / "inputdataconfig.json").write_text(json.dumps({"dataset": {"TrainingInputMode": "File"}}))
-    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
-    shutil.copytree(dataset, opt_ml / "input" / "data" / "dataset")
-    return hand_to_container(opt_ml)
+    training = TrainingPaths(root / "opt_ml")
+    write_training_config(training, HYPERPARAMETERS, ["dataset"])
+    shutil.copytree(dataset, training.channel("dataset"))
+    return hand_to_container(training.base)
 
 
 @dataclass

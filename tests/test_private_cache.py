@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints import environment
 from yolo_core.cache_dir import APP_DIR, ONNX, ULTRALYTICS, UnsafeCacheDirError, private_dir
 from yolo_core.runtime import configure_offline
 
@@ -20,13 +21,6 @@ needs_root = pytest.mark.skipif(
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture
-def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """configure_offline writes these; the test's values are undone afterwards."""
-    for key in ("YOLO_CONFIG_DIR", "MPLCONFIGDIR", "SAGEMAKER_USER_CONFIG_OVERRIDE", "OMP_NUM_THREADS"):
-        monkeypatch.delenv(key, raising=False)
 
 
 def test_a_fresh_cache_is_created_private(tmp_path: Path) -> None:
@@ -88,14 +82,15 @@ def test_onnx_exports_land_in_the_private_cache(tmp_path: Path) -> None:
 def test_ultralytics_config_and_ddp_scripts_land_in_the_private_cache(
     tmp_path: Path, offline_env: None
 ) -> None:
+    # Imported first: Ultralytics fixes its folder at import, and this test's is deleted with tmp_path.
+    from ultralytics.utils import get_user_config_dir
+
     config_dir = configure_offline(cache_root=tmp_path / "cache")
     assert config_dir == tmp_path / "cache" / APP_DIR / ULTRALYTICS and _mode(config_dir) == 0o700
     assert os.environ["YOLO_CONFIG_DIR"] == str(config_dir)
     assert (config_dir / "Ultralytics" / "Arial.ttf").is_file()
     # Ultralytics derives its settings folder from YOLO_CONFIG_DIR, and writes each DDP launch
     # script and pickled trainer to `<that folder>/DDP` (ultralytics.utils.dist.generate_ddp_file).
-    from ultralytics.utils import get_user_config_dir
-
     assert get_user_config_dir() == config_dir / "Ultralytics"
 
 
@@ -106,5 +101,6 @@ def test_an_exported_shared_config_dir_is_refused(
     shared.mkdir()
     os.chmod(shared, 0o777)
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(shared))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(UnsafeCacheDirError, match="writable by group or others"):
-        configure_offline(cache_root=tmp_path / "cache")
+        environment.configure_offline()  # the entry points read the export, yolo_core checks it

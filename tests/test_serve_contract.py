@@ -33,6 +33,7 @@ import uvicorn
 from PIL import Image
 from test_serve_units import png_bomb
 
+from tests.serve_support import serve_until_exit
 from yolo_core.infer.detections import Detections
 from yolo_core.model_card import ModelCard
 from yolo_core.serving.app import ServerSettings, create_app
@@ -411,14 +412,7 @@ def test_ping_is_503_while_loading_and_sigterm_drains_in_flight_requests(
 def test_missing_model_exits_1_with_the_reason(guarded_subprocess_env: dict[str, str], tmp_path: Path):
     empty = tmp_path / "model"
     empty.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(empty), "--port", "0"],
-        cwd=ROOT,
-        env=guarded_subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = serve_until_exit(empty, guarded_subprocess_env)
     assert result.returncode == 1
     assert "model.json is missing" in result.stderr and "Traceback" not in result.stderr
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints.contract import TrainingPaths, write_training_config
 from yolo_core.model_card import ModelCard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +40,9 @@ pytestmark = pytest.mark.slow
 
 def _host(base: Path, dataset: Path) -> Path:
     """A fresh /opt/ml with the contract's config files and the dataset channel."""
-    config = base / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
-    (config / "inputdataconfig.json").write_text(json.dumps({"dataset": {"TrainingInputMode": "File"}}))
-    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
-    shutil.copytree(dataset, base / "input" / "data" / "dataset")
+    training = TrainingPaths(base)
+    write_training_config(training, HYPERPARAMETERS, ["dataset"])
+    shutil.copytree(dataset, training.channel("dataset"))
     return base
 
 

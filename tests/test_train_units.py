@@ -20,9 +20,10 @@ from yolo_core.train.augment import AugmentConfig, Haze, augment_config
 from yolo_core.train.checkpoint import Checkpoint, CheckpointStore, atomic_write_bytes
 from yolo_core.train.data_source import dataset_hash, read_data_yaml
 from yolo_core.train.devices import resolve_batch, resolve_device
-from yolo_core.train.precision import cpu_has_amx_bf16, resolve_precision, ultralytics_amp_arg
+from yolo_core.train.precision import resolve_precision, ultralytics_amp_arg
 from yolo_core.train.spot import StopSignal
 from yolo_core.train.trainer import _is_complete
+from yolo_core.vocabulary import cpu_has_amx_bf16
 
 # --- augmentation ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_serve_contract import build_random_model
 
+from tests.serve_support import serve_until_exit
 from yolo_core.errors import UserInputError
 from yolo_core.infer import torch_backend
 from yolo_core.infer.predictor import Predictor
@@ -195,14 +196,7 @@ def test_serve_exits_1_naming_the_digest(
     tampered_model: tuple[Path, str, str], guarded_subprocess_env: dict[str, str]
 ) -> None:
     folder, expected, actual = tampered_model
-    result = subprocess.run(
-        [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(folder), "--port", "0"],
-        cwd=ROOT,
-        env=guarded_subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = serve_until_exit(folder, guarded_subprocess_env)
     assert result.returncode == 1, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -2,9 +2,10 @@
 
 A folder in the shared temp directory lets another user plant a file we later load or run (an
 ONNX graph, the DDP launch script Ultralytics writes under its config folder) or read what we
-wrote. So every cache lives under the user's own cache folder (XDG: `$XDG_CACHE_HOME` or
-`~/.cache`, then `drone-yolo/`), is created with mode 0700, and a folder that belongs to someone
-else, or that group or others may write to, is refused rather than used.
+wrote. So every cache lives under the user's own cache folder (`~/.cache`, or the root the
+caller passes: the entry points honour `$XDG_CACHE_HOME`, see `entrypoints/environment.py`), then
+`drone-yolo/`, is created with mode 0700, and a folder that belongs to someone else, or that group
+or others may write to, is refused rather than used.
 """
 
 from __future__ import annotations
@@ -25,18 +26,23 @@ class UnsafeCacheDirError(UserInputError):
     """A cache folder another user owns or may write to: using it would trust their files."""
 
 
-def default_cache_root() -> Path:
-    """The OS convention for per-user caches, read here only: `$XDG_CACHE_HOME`, else `~/.cache`.
+_default_root: Path | None = None
 
-    (The XDG spec says a relative `XDG_CACHE_HOME` is invalid and must be ignored.)
-    """
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    return Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+
+def set_default_root(root: Path | None) -> None:
+    """The root `private_dir` uses when given none (`runtime.configure_offline` records the one it
+    was given, so later lookups such as the ONNX cache use the same); None means `~/.cache`."""
+    global _default_root
+    _default_root = Path(root) if root else None
+
+
+def default_root() -> Path:
+    return _default_root or Path.home() / ".cache"
 
 
 def private_dir(name: str = "", root: Path | None = None) -> Path:
     """`<root>/drone-yolo/<name>`, created 0700 and checked to be this user's alone."""
-    app_dir = ensure_private(Path(root or default_cache_root()) / APP_DIR)
+    app_dir = ensure_private(Path(root or default_root()) / APP_DIR)
     return ensure_private(app_dir / name) if name else app_dir
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from yolo_core.errors import UserInputError
+from yolo_core.errors import UserInputError, exception_line
 
 if TYPE_CHECKING:
     import torch
@@ -117,7 +117,7 @@ def resolve_hardware(device: str, precision: str, backend: str = "auto") -> tupl
     try:
         resolved = resolve_device(device)
     except ValueError as exc:
-        raise UserInputError(f"--device: {_first_line(exc)}") from None
+        raise UserInputError(f"--device: {exception_line(exc)}") from None
     except RuntimeError:  # torch.device's answer to a string it cannot parse
         resolved = None
     if resolved is None or resolved.type not in {"cpu", "cuda"}:
@@ -129,7 +129,7 @@ def resolve_hardware(device: str, precision: str, backend: str = "auto") -> tupl
         wanted = "fp32" if chosen_backend == "onnx" and precision == "auto" else precision
         chosen_precision = resolve_precision(wanted, resolved)
     except ValueError as exc:
-        raise UserInputError(f"--precision: {_first_line(exc)}") from None
+        raise UserInputError(f"--precision: {exception_line(exc)}") from None
     if chosen_backend == "onnx" and chosen_precision != "fp32":
         raise UserInputError(f"--precision: {precision!r} with --backend onnx: ONNX Runtime runs fp32 only")
     return str(resolved), chosen_precision, chosen_backend
@@ -141,7 +141,3 @@ def _check_gpu_index(resolved: torch.device, device: str) -> None:
     count = torch.cuda.device_count()
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
         raise UserInputError(f"--device: {device!r}: this machine has {count} GPU(s), numbered from 0")
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

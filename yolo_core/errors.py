@@ -15,3 +15,8 @@ def one_line(text: str) -> str:
     """A message on one line: a library's multi-line explanation joined, not cut at its first break,
     with credentials in any URI it quotes masked (failure files and logs outlive the job)."""
     return " ".join(redact_text(str(text)).split())
+
+
+def exception_line(exc: BaseException) -> str:
+    """An exception's message by the same rule, or its type's name where it has none."""
+    return one_line(str(exc)) or type(exc).__name__

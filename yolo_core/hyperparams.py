@@ -15,21 +15,33 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from yolo_core.errors import UserInputError
+from yolo_core.vocabulary import TRAINING_PRECISIONS, parse_bool
 
 MODEL_NAME = re.compile(r"^yolo11[nsmlx]$")
 OPTIMIZERS = ("auto", "SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop", "MuSGD")
-PRECISIONS = ("auto", "fp32", "amp", "bf16")
 AUGMENT_PRESETS = ("aerial", "ultralytics", "none")
 CACHE_MODES = ("", "ram", "disk")
 # Keys SageMaker or its tuner add to hyperparameters.json on their own; they are not ours to check.
 _PLATFORM_KEY = re.compile(r"^(sagemaker_|_tuning_|_)")
 # Once accepted and never read: tiling is preprocess's (one tiler, and the dataset hash covers it).
 _REMOVED = {"tile_size": "--tile-size", "tile_overlap": "--tile-overlap"}
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 
 
-def _hp(default: Any, help: str, **meta: Any) -> Any:  # noqa: A002 - reads like the CLI's own word
+def _hp(
+    default: Any,
+    help: str,  # noqa: A002 - reads like the CLI's own word
+    *,
+    ultralytics: str = "",
+    on_resume: bool = False,
+    **meta: Any,
+) -> Any:
+    """A field: its default, help and checks (`min`, `max`, `choices`), and for Ultralytics:
+
+    `ultralytics` names the train argument that takes the value as it is (`ultralytics_args`);
+    `on_resume` marks a setting of the host, passed again when a run resumes, maybe elsewhere.
+    """
+    if ultralytics:
+        meta = {**meta, "ultralytics": ultralytics, "on_resume": on_resume}
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"help": help, **meta})
     return field(default=default, metadata={"help": help, **meta})
@@ -41,35 +53,58 @@ class Hyperparameters:
 
     model: str = _hp("yolo11n", "architecture, built from yolo11{n,s,m,l,x}.yaml (never downloaded)")
     weights: str = _hp("", "optional starting weights: a .pt path, or a file in the 'weights' channel")
-    epochs: int = _hp(100, "total epochs of the run, counted across spot restarts", min=1)
-    imgsz: int = _hp(640, "training and validation image size in pixels (multiple of 32)", min=32)
+    epochs: int = _hp(
+        100, "total epochs of the run, counted across spot restarts", min=1, ultralytics="epochs"
+    )
+    imgsz: int = _hp(
+        640, "training and validation image size in pixels (multiple of 32)", min=32, ultralytics="imgsz"
+    )
     batch: int = _hp(16, "images per batch; -1 picks the largest that fits on one GPU", min=-1)
-    nbs: int = _hp(64, "nominal batch size: gradients accumulate up to this many images", min=1)
-    optimizer: str = _hp("auto", "optimizer name", choices=OPTIMIZERS)
-    lr0: float = _hp(0.01, "initial learning rate", min=1e-8, max=1.0)
-    lrf: float = _hp(0.01, "final learning rate as a fraction of lr0", min=1e-6, max=1.0)
-    momentum: float = _hp(0.937, "SGD momentum / Adam beta1", min=0.0, max=1.0)
-    weight_decay: float = _hp(0.0005, "weight decay", min=0.0, max=0.1)
-    warmup_epochs: float = _hp(3.0, "epochs of learning-rate warm-up", min=0.0)
-    cos_lr: bool = _hp(False, "cosine learning-rate schedule instead of linear")
-    patience: int = _hp(100, "stop after N epochs without a better validation fitness (0: never)", min=0)
-    close_mosaic: int = _hp(10, "turn mosaic off for the last N epochs", min=0)
-    mosaic: float = _hp(1.0, "probability of mosaic augmentation", min=0.0, max=1.0)
+    nbs: int = _hp(
+        64, "nominal batch size: gradients accumulate up to this many images", min=1, ultralytics="nbs"
+    )
+    optimizer: str = _hp("auto", "optimizer name", choices=OPTIMIZERS, ultralytics="optimizer")
+    lr0: float = _hp(0.01, "initial learning rate", min=1e-8, max=1.0, ultralytics="lr0")
+    lrf: float = _hp(0.01, "final learning rate as a fraction of lr0", min=1e-6, max=1.0, ultralytics="lrf")
+    momentum: float = _hp(0.937, "SGD momentum / Adam beta1", min=0.0, max=1.0, ultralytics="momentum")
+    weight_decay: float = _hp(0.0005, "weight decay", min=0.0, max=0.1, ultralytics="weight_decay")
+    warmup_epochs: float = _hp(3.0, "epochs of learning-rate warm-up", min=0.0, ultralytics="warmup_epochs")
+    cos_lr: bool = _hp(False, "cosine learning-rate schedule instead of linear", ultralytics="cos_lr")
+    patience: int = _hp(
+        100,
+        "stop after N epochs without a better validation fitness (0: never)",
+        min=0,
+        ultralytics="patience",
+    )
+    close_mosaic: int = _hp(10, "turn mosaic off for the last N epochs", min=0, ultralytics="close_mosaic")
+    mosaic: float = _hp(1.0, "probability of mosaic augmentation", min=0.0, max=1.0, ultralytics="mosaic")
     augment: str = _hp("aerial", "augmentation preset", choices=AUGMENT_PRESETS)
     augment_overrides: dict = _hp({}, "JSON object overriding fields of the augmentation preset")
-    checkpoint_interval: int = _hp(1, "write a resumable checkpoint every N epochs", min=1)
+    checkpoint_interval: int = _hp(
+        1, "write a resumable checkpoint every N epochs", min=1, ultralytics="save_period"
+    )
     precision: str = _hp(
         "auto",
         "fp32, amp (fp16 mixed precision on GPU), bf16 (autocast; CPU needs AMX), or auto",
-        choices=PRECISIONS,
+        choices=TRAINING_PRECISIONS,
     )
     device: str = _hp("", "'' uses every visible GPU (else the CPU), or 'cpu', '0', '0,1', ...")
-    workers: int = _hp(8, "dataloader worker processes per GPU (Ultralytics uses 0 on CPU)", min=0)
+    workers: int = _hp(
+        8,
+        "dataloader worker processes per GPU (Ultralytics uses 0 on CPU)",
+        min=0,
+        ultralytics="workers",
+        on_resume=True,
+    )
     cache: str = _hp("", "cache decoded images: '', 'ram' or 'disk'", choices=CACHE_MODES)
-    seed: int = _hp(0, "random seed", min=0)
-    deterministic: bool = _hp(False, "deterministic algorithms (slower)")
-    val: bool = _hp(True, "validate after every epoch (the last epoch is always validated)")
-    plots: bool = _hp(True, "save training plots (logged to MLflow as artifacts)")
+    seed: int = _hp(0, "random seed", min=0, ultralytics="seed")
+    deterministic: bool = _hp(False, "deterministic algorithms (slower)", ultralytics="deterministic")
+    val: bool = _hp(
+        True, "validate after every epoch (the last epoch is always validated)", ultralytics="val"
+    )
+    plots: bool = _hp(
+        True, "save training plots (logged to MLflow as artifacts)", ultralytics="plots", on_resume=True
+    )
     threads: int = _hp(0, "CPU threads for torch (0: every core this process may use)", min=0)
     tracking_uri: str = _hp(
         "", "MLflow tracking URI: '' (sqlite in the checkpoint folder), http(s)://, arn:..., or 'none'"
@@ -132,6 +167,19 @@ class Hyperparameters:
         return replace(self, **updates)
 
 
+def ultralytics_args(hp: Hyperparameters, resuming: bool = False) -> dict[str, Any]:
+    """The fields Ultralytics takes as they are, under the names their declarations give it.
+
+    A resumed run gets only the host settings (`on_resume=True`): Ultralytics restores the rest
+    from the checkpoint.
+    """
+    return {
+        spec.metadata["ultralytics"]: getattr(hp, spec.name)
+        for spec in fields(hp)
+        if "ultralytics" in spec.metadata and (spec.metadata["on_resume"] or not resuming)
+    }
+
+
 def _default_of(spec: Any) -> Any:
     return spec.default_factory() if spec.default is MISSING else spec.default
 
@@ -170,10 +218,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     text = _unquote(value)
     try:
         if kind is bool:
-            lowered = text.lower()
-            if lowered in _TRUE | _FALSE:
-                return lowered in _TRUE
-            raise ValueError(text)
+            return parse_bool(text, f"hyperparameter '{name}'")  # a UserInputError is a ValueError
         if kind is int:
             number = float(text)
             if not number.is_integer():

@@ -217,6 +217,20 @@ def aws_client_config(**overrides: Any) -> Any:
     return Config(**settings)
 
 
+def aws_session(**kwargs: Any) -> Any:
+    """A boto3 `Session` whose every client uses `aws_client_config`, the clients a library makes
+    from it (the SageMaker SDK's) included; a client's own `config` is merged over it.
+
+    `kwargs` go to `boto3.Session` (region_name, profile_name, ...).
+    """
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    core.set_default_client_config(aws_client_config())
+    return boto3.Session(botocore_session=core, **kwargs)
+
+
 def apply_mlflow_http_policy() -> None:
     """Make MLflow's HTTP client fail fast so that `TRACKING` bounds the time; user settings win."""
     for key, value in MLFLOW_HTTP_ENV.items():

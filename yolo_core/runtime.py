@@ -2,7 +2,9 @@
 
 Every entry point, the notebook, the tests and the benchmarks call `configure_offline()` before
 importing Ultralytics: without it Ultralytics fetches a font, checks for updates and tries to
-auto-install packages, and on two cores it silently trains on a single thread.
+auto-install packages, and on two cores it silently trains on a single thread. It reads no
+environment variable: the user's conventions (an exported `YOLO_CONFIG_DIR`, `XDG_CACHE_HOME`,
+`AWS_REGION`) come as arguments, from `entrypoints.environment.configure_offline`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from yolo_core.cache_dir import ULTRALYTICS, ensure_private, private_dir
+from yolo_core.cache_dir import ULTRALYTICS, ensure_private, private_dir, set_default_root
 
 _OFFLINE_ENV = {
     "YOLO_OFFLINE": "1",
@@ -30,12 +32,11 @@ _FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 _configured_threads: int | None = None
 
 
-def default_config_dir(cache_root: Path | None = None) -> Path:
+def default_config_dir(config_dir: Path | None = None, cache_root: Path | None = None) -> Path:
     """Ultralytics' settings, fonts and DDP launch scripts (it writes them to `$YOLO_CONFIG_DIR/DDP`
-    and runs them): an exported `YOLO_CONFIG_DIR`, else the private cache; either way checked to be
-    this user's alone, since a planted script there would be run."""
-    exported = os.environ.get("YOLO_CONFIG_DIR")
-    return ensure_private(Path(exported)) if exported else private_dir(ULTRALYTICS, cache_root)
+    and runs them): `config_dir` (a user's own export), else the private cache; either way checked
+    to be this user's alone, since a planted script there would be run."""
+    return ensure_private(Path(config_dir)) if config_dir else private_dir(ULTRALYTICS, cache_root)
 
 
 def _install_fonts(config_dir: Path) -> None:
@@ -70,33 +71,54 @@ def cpu_thread_count() -> int:
 
 
 def configure_offline(
-    config_dir: Path | None = None, threads: int | None = None, cache_root: Path | None = None
+    config_dir: Path | None = None,
+    threads: int | None = None,
+    cache_root: Path | None = None,
+    region: str = "",
 ) -> Path:
     """Set the environment for an offline run and return the (private) config folder.
 
-    Call before `import ultralytics`. Settings a user already exported win, except the ones that
-    would reach the network; a `config_dir` given here wins over an exported one. `cache_root`
-    replaces the per-user cache folder (`$XDG_CACHE_HOME` or `~/.cache`). Safe to call more than once.
+    Call before `import ultralytics`. Settings already in the environment win, except the ones
+    that would reach the network. `config_dir` (else `<cache_root>/drone-yolo/ultralytics`) is
+    refused unless private. `cache_root` replaces `~/.cache` here and in later lookups that take
+    no root (the ONNX cache). `region` is the SageMaker SDK's default unless AWS_DEFAULT_REGION
+    is set. Safe to call more than once.
     """
     global _configured_threads
-    config_dir = ensure_private(Path(config_dir)) if config_dir else default_config_dir(cache_root)
+    config_dir = default_config_dir(config_dir, cache_root)
+    set_default_root(cache_root)
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
     os.environ.setdefault("MPLCONFIGDIR", str(config_dir / "matplotlib"))
     for key, value in _OFFLINE_ENV.items():
         os.environ[key] = value
     os.environ.setdefault("SAGEMAKER_USER_CONFIG_OVERRIDE", str(_sagemaker_user_config(config_dir)))
-    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    os.environ.setdefault("AWS_DEFAULT_REGION", region or "us-east-1")
     _install_fonts(config_dir)
     _configured_threads = threads or cpu_thread_count()
     apply_thread_count(_configured_threads)
     return config_dir
 
 
+def offline_configured() -> bool:
+    """Whether `configure_offline` has run in this process (a library default must not redo it)."""
+    return _configured_threads is not None
+
+
+def passive_openmp_waits() -> None:
+    """OpenMP threads that sleep while they wait, unless the environment says otherwise.
+
+    Spinning waits turn a CPU shared with other work into a crawl (two threads on two busy cores:
+    ~8x slower than one); sleeping ones cost ~1% on an idle machine. OpenMP reads this once, when
+    torch loads it: so a command that imports torch early calls this at its own import, before
+    torch (this module never imports torch).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def apply_thread_count(threads: int) -> None:
     """Use every core: Ultralytics caps torch at min(8, cores - 1) threads, i.e. one on 2 cores."""
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read by torch when it is imported later
-    # Spinning OpenMP threads made two threads ~8x slower than one on busy cores.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    passive_openmp_waits()
     # Importing torch here would add seconds to steps that never use it (preprocess).
     torch = sys.modules.get("torch")
     if torch is None:

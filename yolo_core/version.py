@@ -1,8 +1,11 @@
-"""Which code made an artifact: the package version plus the git commit when there is one."""
+"""Which code made an artifact: the package version plus the git commit when there is one.
+
+The commit is the caller's to give: an entry point passes the one baked into its image
+(`entrypoints.contract.image_commit`), the pipeline passes its checkout's (`git_commit`).
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from functools import lru_cache
 from importlib import metadata
@@ -20,9 +23,7 @@ def package_version() -> str:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The commit baked into an image (GIT_COMMIT, set at build time), else the checkout's."""
-    if os.environ.get("GIT_COMMIT"):
-        return os.environ["GIT_COMMIT"]
+    """The commit of the checkout this code runs from, or "unknown" outside one."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -37,5 +38,6 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def code_version() -> str:
-    return f"{package_version()}+{git_commit()[:12]}"
+def code_version(commit: str = "") -> str:
+    """`<package version>+<commit[:12]>`; `commit` defaults to the checkout's."""
+    return f"{package_version()}+{(commit or git_commit())[:12]}"

@@ -20,7 +20,7 @@ import yaml
 from yolo_core.data import quality
 from yolo_core.data.labels import Labels, parse_numbers
 from yolo_core.data.source import Discovery, SourceItem, list_images, orphan_labels, read_label_text, relative
-from yolo_core.errors import UserInputError
+from yolo_core.errors import UserInputError, one_line
 
 FIELDS = 5
 TOLERANCE = 1e-3
@@ -77,7 +77,7 @@ def read_names(source_dir: Path) -> dict[int, str]:
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise UserInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise UserInputError(f"{path}: not valid YAML ({one_line(str(exc))})") from None
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, list):
             return {i: str(name) for i, name in enumerate(names)}

@@ -1,5 +1,5 @@
-"""The names a user may pick for precision and backend, without importing torch: command lines
-check their flags against these at once, before seconds of imports."""
+"""The inference backends a user may pick, without importing torch: command lines check their
+flags against these at once, before seconds of imports (the precision names are
+`yolo_core.vocabulary`'s, shared with training)."""
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("auto", "torch", "onnx")

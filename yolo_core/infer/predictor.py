@@ -20,7 +20,7 @@ from yolo_core.infer.letterbox import LetterboxTransform, letterbox_batch
 from yolo_core.infer.letterbox_device import Image, letterbox_on_device, to_device
 from yolo_core.infer.merge import batched_nms
 from yolo_core.model_card import ModelCard
-from yolo_core.runtime import apply_thread_count, configure_offline, cpu_thread_count
+from yolo_core.runtime import apply_thread_count, configure_offline, cpu_thread_count, offline_configured
 from yolo_core.weights import verify_weights
 
 LETTERBOX_PLACES = ("auto", "host", "device")
@@ -181,6 +181,7 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def _import_ultralytics_offline() -> None:
-    """Loading a checkpoint imports Ultralytics, which must not reach the network."""
-    if "ultralytics" not in sys.modules:
+    """Loading a checkpoint imports Ultralytics, which must not reach the network; what an entry
+    point configured (its cache root, config folder, threads) is kept."""
+    if "ultralytics" not in sys.modules and not offline_configured():
         configure_offline()

@@ -1,5 +1,6 @@
 """The SageMaker inference server: request decoding, per-request options, micro-batching, capture.
 
-`create_app` builds the Starlette app from plain settings and a predictor factory;
+A request passes through plain stages (`stages`: read, decode, infer through the batcher, encode,
+capture) over one `state.ServerState`; `app.create_app` wires them to Starlette routes, and
 `entrypoints/serve.py` reads the container contract and runs it under uvicorn.
 """

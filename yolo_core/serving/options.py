@@ -13,7 +13,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from yolo_core.errors import UserInputError
 from yolo_core.serving.errors import RequestError, echo, shorten
+from yolo_core.vocabulary import parse_bool
 
 CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 # Below 128 px a tile spans 4 cells of YOLO's coarsest (stride 32) feature map and is upscaled 5x
@@ -64,8 +66,6 @@ _RANGES = {
 }
 OPTION_NAMES = tuple(_RANGES)
 HEADER_NAMES = {name: "x-" + name.replace("_", "-") for name in OPTION_NAMES}  # x-conf, x-slice-size
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def _spelling(raw: object) -> str:
@@ -83,10 +83,10 @@ def _convert(name: str, raw: object, where: str) -> object:
     if spec.kind is bool:
         if isinstance(raw, bool):
             return raw
-        text = str(raw).strip().lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        raise RequestError(400, problem)
+        try:
+            return parse_bool(str(raw), name)
+        except UserInputError:
+            raise RequestError(400, problem) from None
     if isinstance(raw, bool) or raw is None or isinstance(raw, list | dict):
         raise RequestError(400, problem)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from yolo_core.errors import UserInputError
+from yolo_core.errors import UserInputError, one_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -67,7 +67,7 @@ def read_data_yaml(path: Path) -> DataSpec:
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise UserInputError(f"{path}: not valid YAML ({one_line(str(exc))})") from None
     if not isinstance(document, dict):
         raise UserInputError(f"{path}: must be a YAML mapping with train, val and names")
     if "path" in document:

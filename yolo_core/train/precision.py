@@ -12,45 +12,22 @@ import contextlib
 import copy
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 
-from yolo_core.errors import UserInputError
+from yolo_core import devices
 
 LOG = logging.getLogger(__name__)
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def cpu_has_amx_bf16(cpuinfo: Path = CPUINFO) -> bool:
-    """True when the CPU lists the `amx_bf16` flag (bf16 matrix units); never assumed."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    return any(line.startswith("flags") and " amx_bf16" in line for line in text.splitlines())
 
 
 def resolve_precision(requested: str, device: str, amx: bool | None = None) -> str:
-    """Pick "fp32", "amp" (fp16 autocast + grad scaling) or "bf16" for a device string.
-
-    `auto`: AMP on GPUs, bf16 on CPUs with AMX, otherwise fp32. An explicit choice the device
-    can't honour is a `UserInputError` rather than a silent downgrade.
+    """Pick "fp32", "amp" (fp16 autocast + grad scaling) or "bf16" for a device string, by the
+    rule every run shares (`yolo_core.devices.resolve_precision`): `auto` is AMP on GPUs, bf16 on
+    CPUs with AMX, otherwise fp32; an explicit choice the device can't honour is a `UserInputError`.
     """
-    on_cpu = device in {"cpu", "mps"}
-    if amx is None:
-        amx = cpu_has_amx_bf16() if on_cpu else False
-    if requested == "auto":
-        if not on_cpu:
-            return "amp"
-        return "bf16" if amx else "fp32"
-    if requested == "amp" and on_cpu:
-        raise UserInputError("hyperparameter 'precision': 'amp' needs a GPU; use 'bf16' or 'fp32' on a CPU")
-    if requested == "bf16" and on_cpu and not amx:
-        raise UserInputError(
-            "hyperparameter 'precision': 'bf16' on a CPU needs AMX (no amx_bf16 in /proc/cpuinfo); use 'fp32'"
-        )
-    return requested
+    return devices.resolve_precision(
+        requested, on_gpu=device not in {"cpu", "mps"}, names=devices.TRAINING, amx=amx
+    )
 
 
 def ultralytics_amp_arg(precision: str) -> bool | str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_core.errors import UserInputError
-from yolo_core.hyperparams import Hyperparameters
+from yolo_core.hyperparams import Hyperparameters, ultralytics_args
 from yolo_core.model_card import WEIGHTS_FILE, ModelCard
 from yolo_core.redact import redact_values
 from yolo_core.runtime import apply_thread_count, cpu_thread_count
@@ -71,6 +71,7 @@ class TrainingJob:
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     weights: Path | None = None  # starting weights supplied by the user (never downloaded)
     dataset_hash: str = ""  # computed from the data when empty
+    code_commit: str = ""  # the commit of the code (an image's GIT_COMMIT); the checkout's when empty
     tags: Mapping[str, str] = field(default_factory=dict)  # extra MLflow tags, e.g. image_uri
     work_dir: Path | None = None  # scratch space (the live MLflow database); a temp dir if None
     handle_signals: bool = True  # SIGTERM/SIGINT -> checkpoint and TrainingInterrupted
@@ -148,44 +149,32 @@ def _plan(job: TrainingJob, state: RunState | None) -> _Plan:
 
 
 def _ultralytics_args(plan: _Plan, weights: Path | None, resume_from: Path | None) -> dict[str, Any]:
-    """Train arguments for Ultralytics; on resume only what may differ on a new host."""
+    """Train arguments for Ultralytics; on resume only what may differ on a new host.
+
+    Fields declared with `ultralytics=` pass as they are; the rest is derived here: paths and the
+    device, batch and amp resolved for this host, the model file, the starting weights, the
+    augmentation preset, and `cache` ('' is our "no cache", Ultralytics' is False).
+    """
     hp = plan.hp
-    host = {
+    resuming = resume_from is not None
+    args = {
         "data": str(plan.data.yaml_path.resolve()),
         "save_dir": str(plan.run_dir),
         "device": plan.device,
-        "workers": hp.workers,
         "cache": hp.cache or False,
-        "plots": hp.plots,
+        **ultralytics_args(hp, resuming=resuming),
     }
-    if resume_from is not None:
-        return {**host, "resume": str(resume_from)}
+    if resuming:
+        return {**args, "resume": str(resume_from)}
     return {
-        **host,
+        **args,
         "task": "detect",
         "mode": "train",
         "model": f"{hp.model}.yaml",
         "pretrained": str(weights) if weights else False,
-        "epochs": hp.epochs,
-        "imgsz": hp.imgsz,
         "batch": plan.batch,
-        "nbs": hp.nbs,
-        "optimizer": hp.optimizer,
-        "lr0": hp.lr0,
-        "lrf": hp.lrf,
-        "momentum": hp.momentum,
-        "weight_decay": hp.weight_decay,
-        "warmup_epochs": hp.warmup_epochs,
-        "cos_lr": hp.cos_lr,
-        "patience": hp.patience,
-        "close_mosaic": hp.close_mosaic,
-        "mosaic": hp.mosaic,
-        "seed": hp.seed,
-        "deterministic": hp.deterministic,
-        "val": hp.val,
         "amp": ultralytics_amp_arg(plan.precision),
         "save": True,
-        "save_period": hp.checkpoint_interval,
         "exist_ok": True,
         "augmentations": plan.augment.albumentations(),
         **plan.augment.ultralytics_args(),
@@ -218,8 +207,8 @@ def _run_tags(job: TrainingJob, plan: _Plan, state: RunState) -> dict[str, str]:
     import ultralytics
 
     tags = {
-        "git_commit": git_commit(),
-        "code_version": code_version(),
+        "git_commit": job.code_commit or git_commit(),
+        "code_version": code_version(job.code_commit),
         "dataset_hash": state.dataset_hash,
         "resumes": str(state.resumes),
         "device": plan.device,
@@ -233,9 +222,12 @@ def _run_tags(job: TrainingJob, plan: _Plan, state: RunState) -> dict[str, str]:
     return {**tags, **job.tags}
 
 
-def _open_tracker(job: TrainingJob, plan: _Plan, state: RunState, work_dir: Path) -> RunTracker | NoTracker:
+def _open_tracker(
+    job: TrainingJob, plan: _Plan, state: RunState, work_dir: Path
+) -> tuple[RunTracker | NoTracker, str]:
+    """The tracker of this start and the MLflow run id to record (the run's own, or a new one)."""
     if plan.hp.tracking_uri == "none":
-        return NoTracker()
+        return NoTracker(), state.mlflow_run_id
     local = LocalStore(job.checkpoint_dir, work_dir)
     tracker = RunTracker.open(
         tracking_uri=plan.hp.tracking_uri,
@@ -253,8 +245,7 @@ def _open_tracker(job: TrainingJob, plan: _Plan, state: RunState, work_dir: Path
                 **{f"resolved.{k}": v for k, v in state.resolved.items()},
             }
         )
-        state.mlflow_run_id = tracker.run_id
-    return tracker
+    return tracker, tracker.run_id
 
 
 def _validate(final_weights: Path, plan: _Plan) -> dict[str, float]:
@@ -277,6 +268,7 @@ def _validate(final_weights: Path, plan: _Plan) -> dict[str, float]:
 
 
 def _finalize_stored_run(plan: _Plan) -> dict[str, float]:
+    """final.pt of a run whose checkpoint covers every epoch; its validation metrics."""
     from ultralytics.utils.torch_utils import strip_optimizer
 
     if not plan.store.best_path.exists():
@@ -295,7 +287,7 @@ def _export(plan: _Plan, state: RunState, job: TrainingJob) -> ModelCard:
         imgsz=plan.hp.imgsz,
         dataset_hash=state.dataset_hash,
         metrics=_card_metrics(state.metrics),
-        code_version=code_version(),
+        code_version=code_version(job.code_commit),
         model=plan.hp.model,
         weights_sha256=sha256_of(weights),  # readers refuse weights that differ (yolo_core.weights)
         hyperparameters=plan.hp.to_dict(),
@@ -331,8 +323,9 @@ def _outcome(job: TrainingJob, card: ModelCard, state: RunState, trained: bool, 
 
 
 def _fit(
-    job: TrainingJob, plan: _Plan, state: RunState, resume: Checkpoint | None, tracker: RunTracker | NoTracker
-):
+    job: TrainingJob, plan: _Plan, resume: Checkpoint | None, tracker: RunTracker | NoTracker
+) -> tuple[dict[str, float], int]:
+    """Train (from the start, or on from `resume`); the final metrics and the epochs completed."""
     from ultralytics.utils import callbacks as ultralytics_callbacks
 
     from yolo_core.train.engine import ToolkitTrainer
@@ -359,7 +352,7 @@ def _fit(
     except BaseException:
         tracker.finish("FAILED")
         raise
-    state.metrics, state.epochs_completed = _results_of(trainer, plan)
+    return _results_of(trainer, plan)
 
 
 def _results_of(trainer: Any, plan: _Plan) -> tuple[dict[str, float], int]:
@@ -378,7 +371,11 @@ def _results_of(trainer: Any, plan: _Plan) -> tuple[dict[str, float], int]:
 
 
 def train(job: TrainingJob) -> TrainingOutcome:
-    """Run (or resume, or re-export) the training described by `job`."""
+    """Run the training described by `job`; a start does one of three things, in this order.
+
+    Re-export a finished run; else (tracked in MLflow) finish a stored run whose checkpoint covers
+    every epoch, or fit: from the start, or on from the newest readable checkpoint.
+    """
     checkpoint_dir = Path(job.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = RunState.load(checkpoint_dir)
@@ -399,17 +396,16 @@ def train(job: TrainingJob) -> TrainingOutcome:
     state.resolved = {"device": plan.device, "precision": plan.precision, "batch": plan.batch}
 
     with tempfile.TemporaryDirectory(prefix="train-work-", dir=job.work_dir) as work_dir:
-        tracker = _open_tracker(job, plan, state, Path(work_dir))
+        tracker, state.mlflow_run_id = _open_tracker(job, plan, state, Path(work_dir))
         state.save(checkpoint_dir)
         if resume is not None and _is_complete(resume):
             LOG.info("checkpoint %s covers the whole run: validating and exporting", resume.path.name)
-            state.metrics = _finalize_stored_run(plan)
-            state.epochs_completed = resume.completed_epochs
+            state.metrics, state.epochs_completed = _finalize_stored_run(plan), resume.completed_epochs
             trained = False
         else:
             if resume is not None:
                 LOG.info("resuming from %s", resume.path)
-            _fit(job, plan, state, resume, tracker)
+            state.metrics, state.epochs_completed = _fit(job, plan, resume, tracker)
             trained = True
         card = _export(plan, state, job)
         tracker.log_metrics({f"final/{k}": v for k, v in card.metrics.items()}, step=state.epochs_completed)
