@@ -21,6 +21,8 @@ from pipeline.deploy.aws import (
     scaling_requests,
 )
 from pipeline.deploy.declaration import Deployment, build_deployment
+from pipeline.monitoring.declaration import build_monitoring
+from pipeline.monitoring.templates import monitoring_template
 
 _PARAMETERS = {
     "ModelPackageArn": {"Type": "String", "Description": "the approved model package to deploy"},
@@ -128,6 +130,7 @@ def write_templates(config: EnvConfig, out: Path) -> list[Path]:
         "endpoint-staging.json": endpoint_template(config, deployment, "staging"),
         "endpoint-production.json": endpoint_template(config, deployment, "production"),
         "approval-rule.json": approval_rule_template(deployment),
+        "monitoring.json": monitoring_template(build_monitoring(config)),
     }
     paths = []
     for name, template in rendered.items():
