@@ -103,7 +103,7 @@ def test_sigterm_mid_epoch_then_resume_on_a_new_host(
 
     # A new spot host: the checkpoint folder restored elsewhere, the old host gone.
     host_b = _host(tmp_path / "host-b" / "opt" / "ml", synthetic_dataset)
-    shutil.copytree(host_a / "checkpoints", host_b / "checkpoints")
+    shutil.copytree(host_a / "checkpoints", host_b / "checkpoints", dirs_exist_ok=True)  # into the empty one
     shutil.rmtree(tmp_path / "host-a")
     second_log = _run_to_end(host_b, guarded_subprocess_env, tmp_path / "second.log")
     assert "train: trained; 3 epochs" in second_log
