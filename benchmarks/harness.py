@@ -243,3 +243,29 @@ def write_json(path: Path | None, results: dict) -> None:
 
 def device_from(args) -> torch.device:
     return resolve_device(args.device)
+
+
+def run_clients(client: Callable[[int], None], clients: int, failures: list[str]) -> float:
+    """Run `client(index)` on `clients` threads at once; the wall time from the first start to the
+    last finish. Prints the first of the `failures` the clients recorded."""
+    import threading
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    if failures:
+        print(f"  {len(failures)} requests failed, first: {failures[0]}")
+    return wall
+
+
+def subprocess_env() -> dict[str, str]:
+    """This environment with the repository on PYTHONPATH, for `python -m entrypoints.*` children."""
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env

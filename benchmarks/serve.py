@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shutil
 import signal
 import socket
@@ -81,7 +80,7 @@ class Server:
             command += ["--threads", str(args.server_threads)]
         self.log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(
-            command, cwd=harness.ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=_env()
+            command, cwd=harness.ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=harness.subprocess_env()
         )
 
     def wait_ready(self) -> None:
@@ -106,12 +105,6 @@ class Server:
             self.process.wait(60)
         except subprocess.TimeoutExpired:
             self.process.kill()
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(harness.ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def load(url: str, frames: list[bytes], clients: int, requests: int, duration_s: float) -> dict:
@@ -141,15 +134,7 @@ def load(url: str, frames: list[bytes], clients: int, requests: int, duration_s:
                     else:
                         failures.append(f"{response.status_code}: {response.text[:200]}")
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - start
-    if failures:
-        print(f"  {len(failures)} requests failed, first: {failures[0]}")
+    wall = harness.run_clients(client, clients, failures)
     if not latencies:
         raise SystemExit("no request succeeded")
     ordered = sorted(latencies)

@@ -2,8 +2,10 @@
 
 Inputs (each overridable by a flag): the model artifact under /opt/ml/processing/input/model
 (`model.tar.gz`, a folder holding it, or a model folder) and the dataset under
-/opt/ml/processing/input/dataset (with data.yaml). Output: evaluation.json, pr_curve.png and
-confusion_matrix.png in /opt/ml/processing/output/evaluation/. Exit 0, or 1 with a one-line
+/opt/ml/processing/input/dataset (with data.yaml). Output: evaluation.json, pr_curve.png,
+confusion_matrix.png and monitoring_constraints.json (the model's answers and backbone embeddings on
+the split and the metrics above: what the monitor compares served traffic with) in
+/opt/ml/processing/output/evaluation/. Exit 0, or 1 with a one-line
 reason on stderr and in /opt/ml/output/message (the job's ExitMessage), also when our mAP and
 pycocotools' disagree by more than 0.01 (evaluation.json is written first, with both figures).
 """
@@ -26,6 +28,7 @@ from yolo_core.cli_args import (
     resolve_hardware,
     zero_or_at_least,
 )
+from yolo_core.evaluation.metrics import SERVING_CONF
 from yolo_core.serving.options import MIN_SLICE_SIZE
 from yolo_core.vocabulary import INFERENCE_PRECISIONS as PRECISIONS
 
@@ -59,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.001,
         help="lowest confidence kept, for mAP; precision and recall are at the server's default conf",
     )
+    add(
+        "--serving-conf",
+        type=number(float, 0, 1),
+        default=SERVING_CONF,
+        help="the conf the endpoint answers at: precision, recall and the monitoring profile are there",
+    )
     add("--iou", type=number(float, 0, 1), default=0.7, help="NMS IoU threshold")
     add("--max-det", type=number(int, 1), default=300, help="detections kept per image")
     add("--device", default="auto", help=DEVICE_HELP)
@@ -81,12 +90,16 @@ def evaluate(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_offline()
     resolve_hardware(args.device, args.precision)  # before minutes of unpacking and loading
+    from yolo_core.data.json_io import write_json
     from yolo_core.evaluation.artifact import resolve_model_dir
     from yolo_core.evaluation.evaluate import EvaluationSettings, evaluate_model
+    from yolo_core.monitoring.constraints import CONSTRAINTS_FILE
+    from yolo_core.monitoring.reference import monitoring_reference
 
     settings = EvaluationSettings(
         split=args.split,
-        conf=args.conf,
+        conf=min(args.conf, args.serving_conf),
+        serving_conf=args.serving_conf,
         iou=args.iou,
         max_det=args.max_det,
         imgsz=args.imgsz or None,
@@ -99,6 +112,10 @@ def evaluate(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="evaluate-model-") as scratch:
         model_dir = resolve_model_dir(args.model, Path(scratch))
         report = evaluate_model(model_dir, args.dataset, args.output, settings)
+        reference = monitoring_reference(
+            model_dir, args.dataset, report, args.serving_conf, args.split, args.device, args.precision
+        )
+    write_json(args.output / CONSTRAINTS_FILE, reference)
     metrics = {name: entry["value"] for name, entry in report["metrics"].items()}
     print(f"evaluation: {metrics} -> {args.output}")
     return 0

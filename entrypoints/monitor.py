@@ -1,6 +1,6 @@
-"""`monitor`: drift of captured endpoint traffic against the preprocess baseline, as a Model Monitor
-bring-your-own container (and as the step of a scheduled Processing pipeline, which sets the same
-variables).
+"""`monitor`: drift of captured endpoint traffic against the preprocess baseline and the registered
+model, as a Model Monitor bring-your-own container, and as the Monitor step of the scheduled
+monitoring pipeline (`--processing-layout`, pipeline/monitoring/dag.py).
 
 Contract: the environment variables Model Monitor sets, each also a flag for local runs (a flag
 wins over its variable); SAGEMAKER_BASE_DIR moves the /opt/ml tree:
@@ -14,13 +14,27 @@ wins over its variable); SAGEMAKER_BASE_DIR moves the /opt/ml tree:
   publish_cloudwatch_metrics  Enabled | Disabled (default): with Enabled, one metric line per check
                               (its PSI) in /opt/ml/output/metrics/cloudwatch/metrics.jsonl
   sagemaker_endpoint_name, sagemaker_monitoring_schedule_name: those lines' dimensions, when set
+  model_path                  optional: the registered model (folder or model.tar.gz): adds the
+                              backbone-embedding check (with the constraints' embedding_reference)
+  ground_truth_source         optional: ground-truth labels by inference id (a .jsonl file or a
+                              folder of them, yolo_core/monitoring/ground_truth.py): adds the model
+                              quality checks (with the constraints' registered_evaluation)
 
-baseline_constraints is a JSON object with two optional keys (Model Monitor hands the container
-the file its schedule's baseline names, unread): `prediction_profile`, the registered model's
-`prediction_profile()` on the validation set, which adds the prediction checks (boxes per image,
-confidence, box size, class mix, box size per class against the labels); and `monitoring_config`,
-`{"alpha": 0.01, "min_psi": 0.1}`, the thresholds of `yolo_core.monitoring.checks.Policy`.
-`constraints_document()` writes one. Without the file, only the image statistics are checked, at
+--processing-layout (the monitoring pipeline): what is not set comes from the Processing job's
+layout: inputs capture/, baseline/ (baseline.json), constraints/ (monitoring_constraints.json),
+model/ and ground_truth/ under /opt/ml/processing/input, output_path
+/opt/ml/processing/output/resultdata, metric lines always written, into its cloudwatch/ folder
+(the PublishMonitoring step sends them); --last-hours N monitors the N hours before the last full
+hour (0: every record). A ground_truth folder without .jsonl files means no quality checks.
+report.html (plots, the most drifted images with their boxes) and run.json (the window and counts)
+are written beside the other documents.
+
+baseline_constraints is the evaluation's monitoring_constraints.json
+(`yolo_core.monitoring.constraints`; Model Monitor hands the container the file its schedule's
+baseline names, unread): the model's prediction profile on the validation set (prediction checks:
+boxes per image, confidence, box size, class mix, box size per class against the labels), its
+backbone embeddings there, its registered metrics, and `monitoring_config`, the thresholds of
+`yolo_core.monitoring.checks.Policy`. Without the file, only the image statistics are checked, at
 the default thresholds.
 
 Time window: a record is used when its `eventMetadata.inferenceTime` lies in [start_time, end_time)
@@ -38,52 +52,39 @@ records in the window), on stderr and in /opt/ml/output/message.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import functools
 import json
 import os
 import sys
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-
 from entrypoints.contract import (
+    ProcessingPaths,
     cloudwatch_metrics_dir,
     model_monitor_output_dir,
     processing_message_file,
     run_main,
 )
 from entrypoints.environment import configure_offline
-from yolo_core.cli_args import Parser, writable_folder
-from yolo_core.data.json_io import write_json
-from yolo_core.data.stats import image_statistics
+from yolo_core.cli_args import Parser, number, writable_folder
+from yolo_core.data.dataset import BASELINE_FILE
 from yolo_core.errors import UserInputError
-from yolo_core.infer.detections import Detections
 from yolo_core.jsonfile import read_json_object
-from yolo_core.monitoring.checks import DEFAULT_POLICY, Check, Policy
-from yolo_core.monitoring.documents import checks_document, statistics_document, violations_document
-from yolo_core.monitoring.drift import drift_checks
-from yolo_core.monitoring.prediction_drift import PROFILE_KIND, detections_from_records, prediction_profile
-from yolo_core.serving.decode import DecodeLimits, decode_body
+from yolo_core.monitoring.capture import parse_time
+from yolo_core.monitoring.checks import Check
+from yolo_core.monitoring.constraints import CONSTRAINTS_FILE, read_constraints
+from yolo_core.monitoring.run import MonitoringResult, MonitorInputs, run_monitoring
 
 DESCRIPTION = (
     "Drift of captured endpoint traffic against the preprocess baseline, under the Model Monitor "
     "bring-your-own-container contract: every flag defaults to its environment variable."
 )
 ENABLED, DISABLED = "Enabled", "Disabled"
-CONSTRAINTS_KIND = "drift_constraints"
 METRICS_FILE = "metrics.jsonl"
+RESULTS_OUTPUT, METRICS_FOLDER = "resultdata", "cloudwatch"  # the monitoring pipeline's output
 METRIC_PREFIX = "feature_baseline_drift_"  # the prebuilt Model Monitor container's metric names
-# The server admitted each captured body under its own limits, maybe larger than the defaults: only
-# the per-image decompression-bomb guard stays.
-CAPTURED_LIMITS = DecodeLimits(max_body_bytes=1 << 40, max_images=1 << 20, max_request_pixels=1 << 50)
-# A line cut by a crash, a record of another shape, a body that does not decode (RequestError).
-UNREADABLE = (AttributeError, KeyError, TypeError, ValueError, binascii.Error, UserInputError)
 
 
 def _env_flag(parser: argparse.ArgumentParser, env: str, default: str | None, help_text: str) -> None:
@@ -115,6 +116,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("publish_cloudwatch_metrics", DISABLED, f"{ENABLED} or {DISABLED}")
     add("sagemaker_endpoint_name", None, "Endpoint dimension of the metric lines")
     add("sagemaker_monitoring_schedule_name", None, "MonitoringSchedule dimension of the metric lines")
+    add("model_path", None, "the registered model (folder or model.tar.gz): the embedding check")
+    add("ground_truth_source", None, "ground-truth labels by inference id (.jsonl): the quality checks")
+    parser.add_argument(
+        "--processing-layout",
+        action="store_true",
+        help="the monitoring pipeline's step: unset inputs and outputs from /opt/ml/processing",
+    )
+    parser.add_argument(
+        "--last-hours",
+        type=number(int, 0),
+        default=None,
+        help="without start/end times: the N hours before the last full hour (0: every record)",
+    )
+    parser.add_argument(
+        "--metrics-dir", default=str(cloudwatch_metrics_dir()), help="where the CloudWatch metric lines go"
+    )
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["monitor"]:  # `docker run IMAGE monitor` may hand the word on
         args = args[1:]
@@ -124,15 +141,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---- the contract's inputs, checked ----------------------------------------------------------
 
 
-def parse_time(text: str | None, env: str) -> datetime | None:
-    """An ISO 8601 time as UTC (no offset: UTC); a bad one names its variable."""
+def apply_processing_layout(args: argparse.Namespace, paths: ProcessingPaths) -> None:
+    """The monitoring pipeline's Processing job: inputs and outputs at their layout's places."""
+    layout = {
+        "dataset_source": paths.input("capture"),
+        "baseline_statistics": paths.input("baseline") / BASELINE_FILE,
+        "baseline_constraints": paths.input("constraints") / CONSTRAINTS_FILE,
+        "model_path": paths.input("model"),
+        "ground_truth_source": paths.input("ground_truth"),
+    }
+    for name, path in layout.items():
+        if not getattr(args, name):
+            setattr(args, name, str(path))
+    output = paths.output(RESULTS_OUTPUT)
+    if args.output_path == str(model_monitor_output_dir()):
+        args.output_path = str(output)
+    args.metrics_dir = str(Path(args.output_path) / METRICS_FOLDER)
+    args.publish_cloudwatch_metrics = ENABLED
+
+
+def monitored_window(
+    args: argparse.Namespace, now: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """start_time/end_time, else --last-hours before the last full hour, else unbounded."""
+    start, end = parse_time(args.start_time, "start_time"), parse_time(args.end_time, "end_time")
+    if start and end and start >= end:
+        raise UserInputError(f"start_time {args.start_time} is not before end_time {args.end_time}")
+    if start or end or not args.last_hours:
+        return start, end
+    end = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=args.last_hours), end
+
+
+def model_folder(text: str | None, scratch: Path) -> Path | None:
+    """model_path as a model folder (a model.tar.gz is unpacked into `scratch`); None when unset or
+    an empty folder (the pipeline's model input with nothing in it)."""
     if not text:
         return None
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UserInputError(f"{env}: {text!r} is not an ISO 8601 time (e.g. 2024-05-01T13:00:00Z)") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    path = Path(text)
+    if not path.exists():
+        raise UserInputError(f"model_path {text}: no such file or folder")
+    if path.is_dir() and not any(path.iterdir()):
+        return None
+    from yolo_core.evaluation.artifact import resolve_model_dir
+
+    return resolve_model_dir(path, scratch)
+
+
+def ground_truth_source(text: str | None) -> Path | None:
+    """ground_truth_source, or None where it is unset or a folder holding no .jsonl file."""
+    if not text:
+        return None
+    path = Path(text)
+    if not path.exists():
+        raise UserInputError(f"ground_truth_source {text}: no such file or folder")
+    if path.is_dir() and next(path.rglob("*.jsonl"), None) is None:
+        return None
+    return path
 
 
 def publishing(text: str) -> bool:
@@ -164,127 +229,6 @@ def read_baseline(text: str | None) -> dict:
     return baseline
 
 
-def constraints_document(prediction_profile: dict | None = None, policy: Policy = DEFAULT_POLICY) -> dict:
-    """The baseline_constraints file this command reads: a prediction profile and the thresholds."""
-    document = {
-        "version": 1,
-        "kind": CONSTRAINTS_KIND,
-        "monitoring_config": {"alpha": policy.alpha, "min_psi": policy.min_psi},
-    }
-    return document | ({"prediction_profile": prediction_profile} if prediction_profile else {})
-
-
-def read_constraints(text: str | None) -> tuple[dict | None, Policy]:
-    """The prediction profile (None: image checks only) and the thresholds of baseline_constraints."""
-    if not text:
-        return None, DEFAULT_POLICY
-    document = read_json_object(Path(text), "baseline_constraints file")
-    profile = document.get("prediction_profile")
-    if profile is not None and (not isinstance(profile, dict) or profile.get("kind") != PROFILE_KIND):
-        raise UserInputError(f"{text}: prediction_profile is not a {PROFILE_KIND} document")
-    return profile, _policy(document.get("monitoring_config", {}), text)
-
-
-def _policy(config: object, where: str) -> Policy:
-    """The thresholds, each checked: alpha a probability, min_psi not negative."""
-    if not isinstance(config, dict):
-        raise UserInputError(f"{where}: monitoring_config must be a JSON object")
-    alpha, min_psi = config.get("alpha", DEFAULT_POLICY.alpha), config.get("min_psi", DEFAULT_POLICY.min_psi)
-    if not isinstance(alpha, int | float) or not 0 < alpha < 1:
-        raise UserInputError(f"{where}: monitoring_config.alpha {alpha!r} is not a number between 0 and 1")
-    if not isinstance(min_psi, int | float) or min_psi < 0:
-        raise UserInputError(f"{where}: monitoring_config.min_psi {min_psi!r} is not a number >= 0")
-    return Policy(alpha=float(alpha), min_psi=float(min_psi))
-
-
-# ---- captured traffic --------------------------------------------------------------------------
-
-
-@dataclass
-class Window:
-    """What the monitored window's records yield: image measurements, detections, class names."""
-
-    images: list[dict] = field(default_factory=list)
-    detections: list[Detections] = field(default_factory=list)
-    names: dict[int, str] = field(default_factory=dict)
-    records: int = 0
-    left_out: Counter[str] = field(default_factory=Counter)
-
-
-def capture_lines(folder: Path) -> Iterator[str]:
-    """Every line of every .jsonl file below `folder`, in path order (hours sort by name)."""
-    for path in sorted(folder.rglob("*.jsonl")):
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            yield from (line for line in handle if line.strip())
-
-
-def inference_time(record: dict) -> datetime | None:
-    """The record's eventMetadata.inferenceTime, or None where it is missing or unreadable."""
-    text = (record.get("eventMetadata") or {}).get("inferenceTime")
-    try:
-        return parse_time(text, "inferenceTime") if isinstance(text, str) else None
-    except UserInputError:
-        return None
-
-
-def in_window(when: datetime | None, start: datetime | None, end: datetime | None) -> bool:
-    """[start, end); a record without a time is in only when no bound is set."""
-    if when is None:
-        return start is None and end is None
-    return (start is None or when >= start) and (end is None or when < end)
-
-
-def payload_bytes(payload: dict) -> bytes:
-    """A capture payload's data as the endpoint saw it (BASE64 decoded, JSON as its text)."""
-    data = payload["data"]
-    return base64.b64decode(data, validate=True) if payload.get("encoding") == "BASE64" else data.encode()
-
-
-def exchange_frames(record: dict) -> list[tuple[np.ndarray, list[dict]]]:
-    """Each image of a captured request with its detection rows from the captured answer."""
-    capture = record["captureData"]
-    request, answer = capture["endpointInput"], capture["endpointOutput"]
-    decoded = decode_body(request["observedContentType"], payload_bytes(request), CAPTURED_LIMITS)
-    body = json.loads(payload_bytes(answer))
-    results = [body] if decoded.single else body["predictions"]
-    if len(results) != len(decoded.images):
-        raise ValueError("the answer has not one result per image")
-    return [(image, result["detections"]) for image, result in zip(decoded.images, results, strict=True)]
-
-
-def add_exchange(window: Window, record: dict) -> None:
-    """Measure one record's images as preprocess measured the baseline, and keep its detections."""
-    for image, rows in exchange_frames(record):
-        window.images.append(image_statistics(image))
-        window.detections.append(detections_from_records(rows))
-        window.names.update({int(row["class_id"]): str(row["class_name"]) for row in rows})
-    window.records += 1
-
-
-def read_window(folder: Path, start: datetime | None, end: datetime | None) -> Window:
-    """The window's records, measured; what is outside or unreadable is counted, not fatal."""
-    window = Window()
-    for line in capture_lines(folder):
-        try:
-            record = json.loads(line)
-            if not in_window(inference_time(record), start, end):
-                window.left_out["outside the window or without a time"] += 1
-                continue
-            add_exchange(window, record)
-        except UNREADABLE:
-            window.left_out["unreadable"] += 1
-    if not window.records:
-        raise UserInputError(
-            f"dataset_source {folder}: no readable capture records between start_time "
-            f"{start or 'unset'} and end_time {end or 'unset'} ({_left_out(window) or 'no .jsonl lines'})"
-        )
-    return window
-
-
-def _left_out(window: Window) -> str:
-    return ", ".join(f"{count} {why}" for why, count in sorted(window.left_out.items()))
-
-
 # ---- outputs ------------------------------------------------------------------------------------
 
 
@@ -297,7 +241,7 @@ def metric_lines(checks: list[Check], at: datetime, dimensions: dict[str, str | 
             "MetricName": METRIC_PREFIX + check.feature_name,
             "Timestamp": stamp,
             "Dimensions": named,
-            "Value": check.psi,
+            "Value": check.effect,
         }
         for check in checks
     ]
@@ -311,20 +255,13 @@ def write_metric_lines(lines: list[dict], folder: Path) -> Path:
     return path
 
 
-def write_reports(checks: list[Check], window: Window, profile: dict | None, output: Path) -> None:
-    """statistics.json, constraint_violations.json and checks.json in output_path."""
-    write_json(output / "statistics.json", statistics_document(window.images, profile))
-    write_json(output / "constraint_violations.json", violations_document(checks))
-    write_json(output / "checks.json", checks_document(checks))
-
-
-def summary(window: Window, checks: list[Check], output: Path) -> str:
+def summary(result: MonitoringResult, output: Path) -> str:
     """The run in one log line: what was read, what was left out, which checks fired."""
-    violated = [check.feature_name for check in checks if check.violated]
+    window, violated = result.window, result.violated
     read = f"{window.records} records, {len(window.images)} images"
     return (
-        f"monitor: {read} ({_left_out(window) or 'none left out'}); "
-        f"{len(violated)} of {len(checks)} checks violated {violated or ''} -> {output}"
+        f"monitor: {read} ({window.left_out_text() or 'none left out'}); "
+        f"{len(violated)} of {len(result.checks)} checks violated {violated or ''} -> {output}"
     )
 
 
@@ -332,29 +269,36 @@ def summary(window: Window, checks: list[Check], output: Path) -> str:
 
 
 def monitor(args: argparse.Namespace) -> int:
-    """Check every input, read the window, run the checks, write the reports (and metric lines)."""
+    """Check every input, run the checks, write the reports (and metric lines)."""
+    if args.processing_layout:
+        apply_processing_layout(args, ProcessingPaths.from_env())
     folder = capture_folder(args.dataset_source)
-    start, end = parse_time(args.start_time, "start_time"), parse_time(args.end_time, "end_time")
-    if start and end and start >= end:
-        raise UserInputError(f"start_time {args.start_time} is not before end_time {args.end_time}")
+    start, end = monitored_window(args)
     publish = publishing(args.publish_cloudwatch_metrics)
     baseline = read_baseline(args.baseline_statistics)
-    reference, policy = read_constraints(args.baseline_constraints)
+    constraints = read_constraints(Path(args.baseline_constraints) if args.baseline_constraints else None)
     output = writable_folder(Path(args.output_path), "output_path")
+    ground_truth = ground_truth_source(args.ground_truth_source)
     configure_offline()
-    window = read_window(folder, start, end)
-    served = prediction_profile(window.detections, window.names)
-    checks = drift_checks(baseline, window.images, reference, served, policy)
-    write_reports(checks, window, served, output)
+    with tempfile.TemporaryDirectory(prefix="monitor-model-") as scratch:
+        model_dir = model_folder(args.model_path, Path(scratch))
+        description = {
+            "endpoint": args.sagemaker_endpoint_name or "",
+            "schedule": args.sagemaker_monitoring_schedule_name or "",
+            "model": str(args.model_path or ""),
+        }
+        inputs = MonitorInputs(
+            folder, baseline, constraints, output, start, end, model_dir, ground_truth, description
+        )
+        result = run_monitoring(inputs)
     if publish:
         dimensions = {
             "Endpoint": args.sagemaker_endpoint_name,
             "MonitoringSchedule": args.sagemaker_monitoring_schedule_name,
         }
-        write_metric_lines(
-            metric_lines(checks, end or datetime.now(UTC), dimensions), cloudwatch_metrics_dir()
-        )
-    print(summary(window, checks, output), file=sys.stderr)
+        at = end or result.window.last_time or datetime.now(UTC)
+        write_metric_lines(metric_lines(result.checks, at, dimensions), Path(args.metrics_dir))
+    print(summary(result, output), file=sys.stderr)
     return 0
 
 

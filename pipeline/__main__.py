@@ -15,6 +15,7 @@ approve or reject registered models, show their lineage, and run the demo.
   rollback    put the previous production version back (audit-logged)
   stop        stop the staging and production servers `deploy --local` started
   templates   CloudFormation for the endpoints, alarms, autoscaling and the approval rule
+  monitor     the monitoring pipeline: --local over a capture folder, --definition, --upsert
   demo        synthetic data -> local pipeline -> registry -> approval -> local serving
 """
 
@@ -120,6 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     from pipeline.deploy.cli import add_arguments as add_deploy_arguments
 
     add_deploy_arguments(commands, _env_args, _store_args, VERSION_HELP)
+
+    from pipeline.monitoring.cli import add_arguments as add_monitor_arguments
+
+    add_monitor_arguments(commands, _env_args, _store_args, VERSION_HELP)
 
     demo = commands.add_parser("demo", help="the whole path on synthetic data, on this machine")
     from pipeline.demo import add_demo_arguments
@@ -284,6 +289,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return run(args, _config(args), _registry(args) if needs_registry else None)
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from pipeline.monitoring.cli import run
+
+    return run(args, _config(args), lambda: _registry(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -305,6 +316,7 @@ COMMANDS = {
     "rollback": cmd_deploy,
     "stop": cmd_deploy,
     "templates": cmd_deploy,
+    "monitor": cmd_monitor,
     "demo": cmd_demo,
 }
 

@@ -18,6 +18,7 @@ from typing import Literal
 from pipeline.config import EnvConfig
 from yolo_core.data.ranges import Bounds
 from yolo_core.errors import UserInputError
+from yolo_core.serving.options import InferenceOptions
 from yolo_core.vocabulary import parse_bool
 
 ParamKind = Literal["string", "integer", "float", "boolean"]
@@ -175,6 +176,8 @@ class Gate:
     threshold: Callable[[EnvConfig], float]
 
 
+SERVING_DEFAULT_CONF = InferenceOptions().conf  # what a client gets without asking
+
 PREPROCESS, TRAIN, EVALUATE, REGISTER = "Preprocess", "Train", "Evaluate", "RegisterModel"
 FEATURE_STORE, MLFLOW_MIRROR = "FeatureStore", "MlflowMirror"
 FEATURES_OUTPUT, MIRROR_OUTPUT = "features", "mirror"
@@ -198,6 +201,13 @@ PARAMETERS = (
     Param("UseSpotInstances", "boolean", lambda c: c.spot.enabled, "managed spot training on/off"),
     Param("Epochs", "integer", lambda c: c.training.epochs, "training epochs", Bounds(1)),
     Param("ImageSize", "integer", lambda c: c.training.imgsz, "train and evaluate image size", Bounds(32)),
+    Param(
+        "ServingConf",
+        "float",
+        lambda c: SERVING_DEFAULT_CONF,
+        "the endpoint's confidence threshold: the gate's precision and recall are measured there",
+        Bounds(0, 1),
+    ),
     *(
         Param(g.threshold_param, "float", g.threshold, f"minimum {g.label} to register", Bounds(0, 1))
         for g in GATES
@@ -351,6 +361,7 @@ def build_dag(config: EnvConfig | None = None) -> Dag:
                 Input("dataset", OutputRef(PREPROCESS, "dataset")),
             ),
             outputs=("evaluation",),
+            arguments=("--serving-conf", ParamRef("ServingConf")),
             property_files=(PropertyFile(EVALUATION_PROPERTY_FILE, "evaluation", EVALUATION_FILE),),
         ),
         *_gate_steps(),

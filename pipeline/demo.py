@@ -80,7 +80,12 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--min-precision", type=_parameter_argument("MinPrecision"), default=0.1)
     add("--min-recall", type=_parameter_argument("MinRecall"), default=0.1)
-    add("--conf", type=float, default=0.1, help="confidence threshold of the query to the served model")
+    add(
+        "--conf",
+        type=_parameter_argument("ServingConf"),
+        default=0.1,
+        help="the served model's conf: the gate's precision and recall, and the demo's queries, use it",
+    )
     add("--hp", action="append", default=[], metavar="NAME=VALUE", help="extra training hyperparameter")
     add("--env", default="dev", help="config whose names (bucket, registry) the demo uses")
 
@@ -183,6 +188,7 @@ def demo_settings(
             "MinMap50To95": args.min_map50_95,
             "MinPrecision": args.min_precision,
             "MinRecall": args.min_recall,
+            "ServingConf": args.conf,
         },
         hyperparameters={**DEMO_HYPERPARAMETERS, **split_pairs(args.hp, "--hp")},
     )
@@ -206,6 +212,42 @@ def demo_arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+MONITORED_FRAMES = 48  # half normal, half drifted
+
+
+def monitor_demo_traffic(
+    args: argparse.Namespace,
+    config: EnvConfig,
+    registry: ModelRegistry,
+    deployer,
+    work_dir: Path,
+    tracking_uri: str,
+) -> list[dict]:
+    """New frames to production, normal then drifted, each followed by a local monitoring run."""
+    from pipeline.demo_monitoring import monitor_traffic
+    from pipeline.monitoring.local import registered_references
+    from yolo_core.data import generate_scenes
+
+    live = deployer.history.live("production")
+    references = registered_references(registry, live["version"], work_dir / "monitoring" / "references")
+    width, height = args.frame_size
+    with tempfile.TemporaryDirectory(prefix="demo-traffic-", dir=work_dir) as scratch:
+        generate_scenes(
+            scratch,
+            MONITORED_FRAMES,
+            args.seed + 20_000,
+            width,
+            height,
+            tuple(args.object_px),
+            classes=DEMO_CLASSES,
+        )
+        frames = sorted((Path(scratch) / "images").glob("*.jpg"))
+        return monitor_traffic(
+            config, work_dir, deployer.url("production"), deployer.capture_dir("production"),
+            references, frames, tracking_uri, _say, args.conf,
+        )  # fmt: skip
+
+
 def _seconds_since_start() -> float:
     """The whole command's time, slow imports included (the user's clock started at the prompt)."""
     import psutil  # a dependency (Ultralytics' too)
@@ -226,12 +268,12 @@ def run_demo(args: argparse.Namespace) -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(args.env)
 
-    _stage("1/5 synthetic drone imagery")
+    _stage("1/6 synthetic drone imagery")
     raw_dir = generate_raw(args, work_dir / "raw")
 
     with use_moto(work_dir, config.region) as moto:
         _say(f"AWS stand-in: moto_server at {moto.endpoint} (in memory, stops with the demo)")
-        _stage("2/5 the pipeline, locally: preprocess -> train -> evaluate -> quality gate -> register")
+        _stage("2/6 the pipeline, locally: preprocess -> train -> evaluate -> quality gate -> register")
         settings = demo_settings(args, config, work_dir, raw_dir)
         result = run_local(settings)
         _say(summary(result))
@@ -240,7 +282,7 @@ def run_demo(args: argparse.Namespace) -> int:
             _say(f"MLflow: {ui_command(result.tracking_uri)}")
             return 1
 
-        _stage("3/5 approval")
+        _stage("3/6 approval")
         audit_log = work_dir / "registry-audit.jsonl"
         registry = ModelRegistry(config, result.tracking_uri, AwsClients(config.region), audit_log)
         approved = registry.approve(
@@ -254,28 +296,34 @@ def run_demo(args: argparse.Namespace) -> int:
             )
         )
 
-    _stage("4/5 staging test and production, locally (python -m pipeline deploy --local)")
-    dataset = Path(result.record("Preprocess").outputs["dataset"])
-    deployer, outcome = deploy_locally(config, registry, approved.version, dataset, work_dir)
-    try:
-        if outcome.report is not None:
-            checks = "; ".join(f"{c.name}: {c.detail}" for c in outcome.report.checks)
-            _say(f"staging test {'passed' if outcome.report.passed else 'failed'}: {checks}")
-        if not outcome.ok:
-            _say(outcome.message)
-            return 1
-        _say(f"promoted: {outcome.message}" if outcome.status == "live" else outcome.message)
-        _say(f"staging:    {deployer.url('staging')}")
-        _say(f"production: {deployer.url('production') or '(waiting for the manual gate)'}")
-        serving = deployer.url("production") or deployer.url("staging")
-        with tempfile.TemporaryDirectory(prefix="demo-frame-", dir=work_dir) as scratch:
-            answer = query(serving, _query_frame(args, Path(scratch)), args.conf)
-        found = _print_detections(answer)
-    finally:
-        deployer.stop_all()
-        _say("stopped the staging and production servers")
+        _stage("4/6 staging test and production, locally (python -m pipeline deploy --local)")
+        dataset = Path(result.record("Preprocess").outputs["dataset"])
+        deployer, outcome = deploy_locally(config, registry, approved.version, dataset, work_dir)
+        monitoring: list[dict] = []
+        try:
+            if outcome.report is not None:
+                checks = "; ".join(f"{c.name}: {c.detail}" for c in outcome.report.checks)
+                _say(f"staging test {'passed' if outcome.report.passed else 'failed'}: {checks}")
+            if not outcome.ok:
+                _say(outcome.message)
+                return 1
+            _say(f"promoted: {outcome.message}" if outcome.status == "live" else outcome.message)
+            _say(f"staging:    {deployer.url('staging')}")
+            _say(f"production: {deployer.url('production') or '(waiting for the manual gate)'}")
+            serving = deployer.url("production") or deployer.url("staging")
+            with tempfile.TemporaryDirectory(prefix="demo-frame-", dir=work_dir) as scratch:
+                answer = query(serving, _query_frame(args, Path(scratch)), args.conf)
+            found = _print_detections(answer)
+            if deployer.capture_dir("production"):
+                _stage("5/6 monitoring: normal traffic, then a drifted batch (pipeline monitor --local)")
+                monitoring = monitor_demo_traffic(
+                    args, config, registry, deployer, work_dir, result.tracking_uri
+                )
+        finally:
+            deployer.stop_all()
+            _say("stopped the staging and production servers")
 
-    _stage("5/5 where everything is")
+    _stage("6/6 where everything is")
     _say(f"raw synthetic data:    {raw_dir}")
     _say(f"artifact store:        {result.store}")
     for record in result.records:
@@ -290,6 +338,8 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"deployment history:    {deployer.state_dir}")
     _say(f"step logs:             {work_dir / 'logs'}")
     _say(f"detections on a new frame: {found}")
+    for run in monitoring:
+        _say(f"monitoring, {run['label']} traffic: {run['violations']} violations, {run['alerts']} alert(s)")
     _say(f"open MLflow:           {ui_command(result.tracking_uri)}")
     _say(f"demo finished in {_seconds_since_start():.0f} s")
     return 0

@@ -37,10 +37,18 @@ from pipeline.gate import GateResult, as_string, evaluate_gate
 from pipeline.job_key import cache_key
 from pipeline.job_spec import JobSpec, RunValues, job_inputs, job_spec, locate_output_input
 from pipeline.local_images import resolve_local_image
-from pipeline.registry import ModelRegistry, Provenance, RegisteredModel, evaluation_metrics
+from pipeline.registry import (
+    ModelRegistry,
+    MonitoringBaselines,
+    Provenance,
+    RegisteredModel,
+    evaluation_metrics,
+)
 from pipeline.step_exec import StepProcessResult, docker_image_id, run_step_in_docker, run_step_subprocess
 from pipeline.tracking import PipelineTracking, default_tracking_uri
+from yolo_core.data.dataset import BASELINE_FILE
 from yolo_core.errors import UserInputError
+from yolo_core.monitoring.constraints import CONSTRAINTS_FILE
 from yolo_core.redact import redact_uri
 from yolo_core.version import git_commit
 
@@ -144,7 +152,8 @@ class LocalRunner:
 
     def values(self) -> RunValues:
         """What the DAG's references resolve to now (steps done so far)."""
-        images = {image: self.image_uri(image) for image in d.IMAGE_TAG_PARAMS}
+        tagged = [image for image, param in d.IMAGE_TAG_PARAMS.items() if param in self.params]
+        images = {image: self.image_uri(image) for image in tagged}  # the DAG's own images
         return RunValues(self.params, images, self.outputs, self.keys, self.properties)
 
     def _local_input(self, name: str) -> Path | None:
@@ -356,6 +365,14 @@ class LocalRunner:
             self.emit(f"[{check.step}] {'passed' if check.passed else 'FAILED'}: {check.verdict}")
         return gate
 
+    def _monitoring_baselines(self, evaluation_dir: Path, scratch: Path) -> MonitoringBaselines | None:
+        """Preprocess's baseline.json and the evaluation's constraints, when both were written."""
+        constraints = evaluation_dir / CONSTRAINTS_FILE
+        baseline = self._local_copy(self.outputs[d.PREPROCESS]["baseline"], scratch) / BASELINE_FILE
+        if not (constraints.is_file() and baseline.is_file()):
+            return None
+        return MonitoringBaselines(baseline, constraints)
+
     def register(self, step: d.RegisterStep) -> RegisteredModel:
         started = time.monotonic()
         run_id = self.tracking.child(step.name, {"model_package_group": self.config.model_package_group}, {})
@@ -378,7 +395,11 @@ class LocalRunner:
             )
             self.aws.ensure_bucket(self.config.bucket)
             registered = self._registry().register(
-                model_dir, evaluation_dir / step.evaluation_file, run_id, provenance
+                model_dir,
+                evaluation_dir / step.evaluation_file,
+                run_id,
+                provenance,
+                self._monitoring_baselines(evaluation_dir, Path(scratch) / "baseline"),
             )
         self.tracking.set_tags(
             run_id, {"model_version": registered.version, "model_package_arn": registered.model_package_arn}

@@ -90,6 +90,29 @@ def evaluation_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
         raise UserInputError(f"evaluation.json: expected metrics.<name>.value numbers ({exc})") from None
 
 
+MONITORING_ARTIFACTS = "monitoring"  # the register run's artifact folder of the two files below
+
+
+@dataclass(frozen=True)
+class MonitoringBaselines:
+    """What the monitor needs of a registered model: preprocess's baseline.json and the
+    evaluation's monitoring_constraints.json."""
+
+    baseline: Path
+    constraints: Path
+
+
+def _drift_check_baselines(urls: dict[str, str]) -> dict[str, Any]:
+    """SageMaker's place for a package's monitoring baselines (ModelDataQuality)."""
+    if not urls:
+        return {}
+    quality = {
+        "Statistics": {"ContentType": "application/json", "S3Uri": urls["baseline"]},
+        "Constraints": {"ContentType": "application/json", "S3Uri": urls["constraints"]},
+    }
+    return {"DriftCheckBaselines": {"ModelDataQuality": quality}}
+
+
 class ModelRegistry:
     def __init__(self, config: EnvConfig, tracking_uri: str, aws: AwsClients, audit_log: Path) -> None:
         from mlflow import MlflowClient
@@ -103,9 +126,16 @@ class ModelRegistry:
 
     # -- registration -----------------------------------------------------------------------
     def register(
-        self, model_dir: Path, evaluation_file: Path, run_id: str, provenance: Provenance
+        self,
+        model_dir: Path,
+        evaluation_file: Path,
+        run_id: str,
+        provenance: Provenance,
+        monitoring: MonitoringBaselines | None = None,
     ) -> RegisteredModel:
-        """Register the model on both sides, PendingManualApproval, with its evaluation attached.
+        """Register the model on both sides, PendingManualApproval, with its evaluation attached,
+        and the baseline and constraints the monitor checks its traffic against when given (the
+        package's DriftCheckBaselines; tags `monitoring.*_url` in MLflow).
 
         Weights that differ from their card's digest are refused before anything is uploaded; both
         sides record the digest of the file registered (the card's, or computed if it has none).
@@ -115,9 +145,13 @@ class ModelRegistry:
         card = ModelCard.load(model_dir)
         model_tags = {WEIGHTS_TAG: verify_weights(Path(model_dir) / card.weights_file, card.weights_sha256)}
         model_data_url, evaluation_url = self._upload(model_dir, evaluation_file, run_id)
+        baselines = self._upload_baselines(monitoring, run_id) if monitoring else {}
         self._ensure_package_group()
         call_with_retry(self.mlflow.log_artifacts, run_id, str(model_dir), "model", policy=TRACKING)
         call_with_retry(self.mlflow.log_artifact, run_id, str(evaluation_file), "evaluation", policy=TRACKING)
+        log_artifact = self.mlflow.log_artifact
+        for path in (monitoring.baseline, monitoring.constraints) if monitoring else ():
+            call_with_retry(log_artifact, run_id, str(path), MONITORING_ARTIFACTS, policy=TRACKING)
         self._ensure_registered_model()
         tags = {
             STATUS_TAG: PENDING,
@@ -126,6 +160,7 @@ class ModelRegistry:
             **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
             **self._provenance_tags(provenance),
             **model_tags,
+            **{f"monitoring.{name}_url": url for name, url in baselines.items()},
         }
         run = call_with_retry(self.mlflow.get_run, run_id, policy=TRACKING)
         version = call_with_retry(
@@ -138,7 +173,7 @@ class ModelRegistry:
         )
         try:
             arn = self._create_package(
-                model_data_url, evaluation_url, version.version, run_id, provenance, model_tags
+                model_data_url, evaluation_url, version.version, run_id, provenance, model_tags, baselines
             )
         except Exception:
             # never one side only
@@ -157,6 +192,16 @@ class ModelRegistry:
             self.aws.s3.upload_file(str(archive), bucket, f"{key}/model.tar.gz")
         self.aws.s3.upload_file(str(evaluation_file), bucket, f"{key}/evaluation.json")
         return f"{prefix}/model.tar.gz", f"{prefix}/evaluation.json"
+
+    def _upload_baselines(self, monitoring: MonitoringBaselines, run_id: str) -> dict[str, str]:
+        """The monitoring baseline and constraints beside the model: {"baseline": url, ...}."""
+        prefix = self.config.s3_uri("registry", self.name, run_id, "monitoring")
+        bucket, key = split_s3_uri(prefix)
+        urls = {}
+        for name, path in (("baseline", monitoring.baseline), ("constraints", monitoring.constraints)):
+            self.aws.s3.upload_file(str(path), bucket, f"{key}/{path.name}")
+            urls[name] = f"{prefix}/{path.name}"
+        return urls
 
     def _ensure_package_group(self) -> None:
         groups = self.aws.sagemaker.list_model_package_groups(NameContains=self.name)[
@@ -201,6 +246,7 @@ class ModelRegistry:
         run_id: str,
         provenance: Provenance,
         model_tags: dict[str, str],
+        baselines: dict[str, str],
     ) -> str:
         recorded = {**self._provenance_tags(provenance), **model_tags}  # as MLflow's tags
         metadata = {
@@ -222,6 +268,7 @@ class ModelRegistry:
                 "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation_url}}
             },
             CustomerMetadataProperties=package_metadata(metadata),
+            **_drift_check_baselines(baselines),
         )
         return response["ModelPackageArn"]
 

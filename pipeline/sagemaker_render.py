@@ -440,6 +440,27 @@ def build_pipeline(config: EnvConfig, code_commit: str, session: Any = None, dag
     )
 
 
+def build_job_pipeline(
+    config: EnvConfig, dag: d.Dag, name: str, code_commit: str, session: Any = None
+) -> Any:
+    """The SDK Pipeline of a DAG of job steps only (no training, no conditions), in declared order:
+    the monitoring pipeline. Its jobs run on demand; the retry policies are the model build's."""
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+
+    session = session or pipeline_session(config)
+    params = _parameters(dag, config)
+    renderer = _Renderer(config, dag, session, params, code_commit, spot=False)
+    steps = [renderer.build(step) for step in dag.steps]
+    _quiet_sdk()
+    return Pipeline(
+        name=name,
+        parameters=list(params.values()),
+        steps=steps,
+        sagemaker_session=session,
+        pipeline_experiment_config=None,
+    )
+
+
 def definition(config: EnvConfig, code_commit: str) -> dict[str, Any]:
     """The pipeline definition as a JSON-ready dict, made without calling AWS.
 

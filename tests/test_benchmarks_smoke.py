@@ -47,18 +47,30 @@ BESIDE_BASELINE = {  # what each prints where our figure meets its baseline
 
 
 @pytest.mark.parametrize("name", sorted(TINY_RUNS))
+def run_script(command: list[str], tmp_path: Path, env: dict[str, str]) -> str:
+    """Run a benchmark in the test's folder (its temporary files too); its output, once it exits 0."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env={**env, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    return output
+
+
 def test_benchmark_script_runs(name: str, tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> None:
     command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *TINY_RUNS[name]]
     if name in WRITES_JSON:
         command += ["--json", str(tmp_path / "out.json")]
     if name in {"preprocess", "train_throughput"}:
         command += ["--work-dir", str(tmp_path / "work")]
-    scratch = tmp_path / "tmp"  # the scripts' own temporary files go with the test's folder
-    scratch.mkdir()
-    env = {**guarded_subprocess_env, "TMPDIR": str(scratch)}
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
+    output = run_script(command, tmp_path, guarded_subprocess_env)
     assert BESIDE_BASELINE[name] in output, output[-4000:]
     if name in WRITES_JSON:
         results = json.loads((tmp_path / "out.json").read_text())
@@ -66,3 +78,15 @@ def test_benchmark_script_runs(name: str, tmp_path: Path, guarded_subprocess_env
         if name == "predict":
             variants = {f"fp32_letterbox_on_{place}_batch_2" for place in ("host", "device")}
             assert variants <= set(results["ours"])
+
+
+def test_monitor_benchmark_runs(tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> None:
+    """The serve-then-monitor benchmark end to end, small: every request captured and monitored."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "monitor.py"), "--requests", "40"]
+    command += ["--frames", "4", "--baseline-frames", "8", "--imgsz", "160"]
+    command += ["--work-dir", str(tmp_path / "work"), "--json-out", str(tmp_path / "out.json")]
+    output = run_script(command, tmp_path, guarded_subprocess_env)
+    assert "ratio (monitoring / serving)" in output, output[-4000:]
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["requests"] == results["captured_records"] == results["images"] == 40
+    assert results["failed"] == 0

@@ -212,3 +212,37 @@ def test_evaluation_fails_after_writing_the_report_when_pycocotools_disagrees(
         evaluate_model(trained_model_dir, synthetic_dataset, tmp_path, EvaluationSettings(device="cpu"))
     check = json.loads((tmp_path / "evaluation.json").read_text())["coco_check"]
     assert not check["passed"] and check["map50_95"]["difference"] > 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_served_map_is_the_curve_cut_at_the_serving_conf(seed):
+    """The monitor sees only the served boxes: their mAP50-95 can only lose the low-conf tail."""
+    preds, truths = _noisy_predictions(seed)
+    accumulator = MetricsAccumulator(NAMES, serving_conf=0.25)
+    for dets, truth in zip(preds, truths, strict=True):
+        accumulator.add(dets, truth)
+    ours = accumulator.finish()
+    assert 0.0 <= ours["served_map50_95"] <= ours["map50_95"] + 1e-9 <= 1.0 + 1e-9
+    assert 0.0 < ours["precision_pooled"] < 1.0 and 0.0 < ours["recall_pooled"] < 1.0
+
+
+def test_served_map_drops_when_true_boxes_score_below_the_serving_conf():
+    truth = GroundTruth(np.array([_box(0), _box(100)], np.float32), np.zeros(2))
+    dets = Detections(np.array([_box(0), _box(100)]), np.array([0.9, 0.1]), np.zeros(2))
+    accumulator = MetricsAccumulator({0: "car"}, serving_conf=0.25)
+    accumulator.add(dets, truth)
+    ours = accumulator.finish()
+    assert ours["map50_95"] > 0.9 and 0.3 < ours["served_map50_95"] < 0.7  # half the cars served
+    assert ours["precision_pooled"] == 1.0 and ours["recall_pooled"] == 0.5
+
+
+def test_the_report_holds_the_served_figures_at_the_serving_conf(
+    trained_model_dir, synthetic_dataset, tmp_path
+):
+    evaluate_model(trained_model_dir, synthetic_dataset, tmp_path, EvaluationSettings(device="cpu"))
+    metrics = json.loads((tmp_path / "evaluation.json").read_text())["metrics"]
+    served = metrics["served_map50_95"]
+    assert 0.0 <= served["value"] <= metrics["map50_95"]["value"] + 1e-9 and served["value"] <= 1.0
+    for name in ("served_map50_95", "precision_pooled", "recall_pooled"):
+        assert metrics[name]["conf"] == InferenceOptions().conf
+        assert 0.0 <= metrics[name]["value"] <= 1.0

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from yolo_core.monitoring.constraints import CONSTRAINTS_FILE, read_constraints
+from yolo_core.monitoring.embedding_drift import reference_vectors
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,7 +48,18 @@ def assert_report(folder: Path) -> dict:
     assert report["metrics"]["map50"]["value"] > 0.3
     assert report["coco_check"]["passed"] and report["coco_check"]["map50_95"]["difference"] <= 0.01
     assert (folder / "pr_curve.png").exists() and (folder / "confusion_matrix.png").exists()
+    assert_monitoring_reference(folder, report)
     return report
+
+
+def assert_monitoring_reference(folder: Path, report: dict) -> None:
+    """Beside the report: the model's answers, embeddings and metrics the monitor compares with."""
+    constraints = read_constraints(folder / CONSTRAINTS_FILE)
+    assert constraints.registered_evaluation["metrics"] == report["metrics"]
+    profile = constraints.prediction_profile
+    assert profile["image_count"] == report["dataset"]["images"] and sum(profile["class_counts"].values()) > 0
+    vectors = reference_vectors(constraints.embedding_reference, "embedding_reference")
+    assert vectors.shape[0] == report["dataset"]["images"] and vectors.shape[1] > 0
 
 
 @pytest.mark.slow

@@ -18,11 +18,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from entrypoints.monitor import constraints_document
 from pipeline.monitoring.alerts import read_violations
 from pipeline.monitoring.metrics import read_metric_lines
 from yolo_core.data.json_io import write_json
 from yolo_core.data.visdrone_classes import NAMES
+from yolo_core.monitoring.constraints import constraints_document
 from yolo_core.monitoring.power import BASELINE_FRAMES, SERVED_FRAMES, Frame, baseline_documents, render
 from yolo_core.monitoring.shifts import darker
 from yolo_core.serving.batcher import BatchResult
@@ -198,3 +198,56 @@ def test_bad_input_is_one_line_naming_it(tmp_path, contract, baseline_files, cas
     assert line.startswith("error: ") and named in line
     message = Path(contract["SAGEMAKER_BASE_DIR"]) / "output" / "message"
     assert message.read_text().strip() == line.removeprefix("error: ")
+
+
+REGISTERED = {  # what evaluation.json registered, at the serving conf the quality checks compare at
+    "metrics": {
+        name: {"value": value, "conf": 0.25}
+        for name, value in (("served_map50_95", 0.9), ("precision_pooled", 0.95), ("recall_pooled", 0.9))
+    },
+    "serving_conf": 0.25,
+}
+
+
+def labelled_capture(source: Path, frames: list[Frame], label_offset_px: float) -> Path:
+    """Capture `frames` with inference ids, and write their ground truth (the frames' own boxes,
+    moved by `label_offset_px`: 0 labels the answers right, 60 makes every answer a miss)."""
+    writer = DataCapture(source / ENDPOINT / VARIANT)
+    lines = []
+    for number, frame in enumerate(frames):
+        ok, png = cv2.imencode(".png", frame.image)
+        assert ok
+        response = encode_response([frame.image.shape], BatchResult([frame.detections], 1, 1), NAMES, True)
+        writer.submit(captured_exchange("image/png", png.tobytes(), response, f"request-{number}"))
+        labels = [
+            {"class_id": int(class_id), "box": [float(v) + label_offset_px for v in box]}
+            for box, class_id in zip(frame.detections.boxes, frame.detections.class_ids, strict=True)
+        ]
+        data = json.dumps({"labels": labels})
+        lines.append(
+            {
+                "groundTruthData": {"data": data, "encoding": "JSON"},
+                "eventMetadata": {"eventId": f"request-{number}"},
+            }
+        )
+    writer.close()
+    truth = source.parent / "ground_truth.jsonl"
+    truth.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return truth
+
+
+@pytest.mark.parametrize(("offset", "worse"), [(0.0, False), (60.0, True)])
+def test_ground_truth_adds_the_model_quality_checks(tmp_path, contract, baseline_files, offset, worse):
+    truth = labelled_capture(tmp_path / "endpointdata", served_frames(), offset)
+    _, profile = baseline_documents([render(SEED, i) for i in range(BASELINE_FRAMES)])
+    constraints = write_json(
+        tmp_path / "constraints.json", constraints_document(profile, registered_evaluation=REGISTERED)
+    )
+    files = {**baseline_files, "baseline_constraints": str(constraints), "ground_truth_source": str(truth)}
+    _, output = monitor_capture(tmp_path, contract, **files)
+    quality = {"quality.map50_95", "quality.precision", "quality.recall"}
+    checks = {c["feature_name"] for c in json.loads((output / "checks.json").read_text())["checks"]}
+    assert quality <= checks
+    assert (quality <= violated(output)) if worse else not (quality & violated(output))
+    run = json.loads((output / "run.json").read_text())
+    assert run["quality"]["images"] == SERVED_FRAMES and not run["quality"]["unmatched"]

@@ -73,7 +73,7 @@ def test_a_trivial_difference_in_huge_samples_is_significant_but_not_a_violation
     reference = rng.normal(100, 10, 100_000)
     trivial, real = rng.normal(100.5, 10, 100_000), rng.normal(105, 10, 100_000)
     checks = decide([numeric_outcome("a", reference, trivial), numeric_outcome("b", reference, real)])
-    assert checks[0].p_value < 1e-6 and checks[0].psi < Policy().min_psi and not checks[0].violated
+    assert checks[0].p_value < 1e-6 and checks[0].effect < Policy().min_psi and not checks[0].violated
     assert checks[1].violated
 
 
@@ -144,12 +144,13 @@ def test_unshifted_windows_raise_false_alarms_in_at_most_10_percent_of_seeds(run
 
 
 @pytest.mark.slow
-def test_the_label_size_reference_sees_a_higher_altitude_per_class(runs):
+def test_box_sizes_per_class_see_a_higher_altitude(runs):
     altitude = next(shift for shift in STATED_SHIFTS if shift.kind == "higher_altitude")
+    per_class = "prediction.sqrt_area."
     flagged = [
-        {c.feature_name for c in run[altitude] if c.violated and c.feature_name.startswith("label_size.")}
+        {c.feature_name for c in run[altitude] if c.violated and c.feature_name.startswith(per_class)}
         for run in runs
     ]
     assert sum(len(classes) >= 3 for classes in flagged) >= TARGET_POWER * len(runs)
-    unshifted = [c for run in runs for c in run[NO_SHIFT] if c.feature_name.startswith("label_size.")]
+    unshifted = [c for run in runs for c in run[NO_SHIFT] if c.feature_name.startswith(per_class)]
     assert unshifted and not any(c.violated for c in unshifted)

@@ -77,7 +77,7 @@ def test_demo_runs_the_whole_path(demo_dir: Path, guarded_subprocess_env: dict) 
     work_dir = demo_dir
     out = _demo_output(demo_dir, guarded_subprocess_env)
     for expected in (
-        "=== 1/5 synthetic drone imagery",
+        "=== 1/6 synthetic drone imagery",
         "[Preprocess] running preprocess",
         "  Train | epoch=1",  # the step's own output is streamed
         "[RegisterModel] drone-yolo-dev v",
@@ -88,6 +88,10 @@ def test_demo_runs_the_whole_path(demo_dir: Path, guarded_subprocess_env: dict) 
         "staging:    http://127.0.0.1:",
         "production: http://127.0.0.1:",
         "detections on the 128x128 frame",
+        "=== 5/6 monitoring: normal traffic, then a drifted batch",
+        "sent 24 normal frames to production; monitoring the 25 captured requests",  # and the query
+        "sent 24 drifted frames to production; monitoring the 49 captured requests",
+        "ALERT on the queue (Model Monitoring Violations)",
         "stopped the staging and production servers",
         "evaluation metrics:    map50=",
         f"/mlflow ui --backend-store-uri sqlite:///{work_dir}/mlflow.db",  # the venv's mlflow
@@ -104,6 +108,9 @@ def test_demo_runs_the_whole_path(demo_dir: Path, guarded_subprocess_env: dict) 
     # The FeatureStore step of the DAG wrote them (and the offline store of the demo's moto).
     assert list(work_dir.glob("artifacts/FeatureStore/*/features/image_stats.parquet"))
     assert "[FeatureStore] running feature_store" in out and "[MlflowMirror] running register_mirror" in out
+    drifted = next(line for line in out.splitlines() if line.startswith("monitoring, drifted traffic: "))
+    assert drifted.endswith("1 alert(s)"), drifted
+    assert list(work_dir.glob("monitoring/artifacts/Monitor/*/resultdata/report.html"))
 
 
 @pytest.mark.slow
@@ -228,3 +235,21 @@ def test_a_failing_step_reports_its_one_line_reason(tmp_path: Path, guarded_subp
     assert "input folder is missing or empty" in result.failure
     assert result.record(d.PREPROCESS).status == "failed"
     assert Path(result.record(d.PREPROCESS).log_file).is_file()
+
+
+@pytest.mark.slow
+def test_monitor_command_over_what_the_demos_production_captured(
+    demo_dir: Path, guarded_subprocess_env: dict
+):
+    """`python -m pipeline monitor --local`: the approved version's references from MLflow, the DAG's
+    two steps over the demo's capture (half of it drifted), and the alert on a throwaway moto's queue."""
+    _demo_output(demo_dir, guarded_subprocess_env)
+    [capture] = (demo_dir / "deploy" / "dev" / "data-capture" / "production").iterdir()  # one server
+    command = [sys.executable, "-m", "pipeline", "monitor", "--local", "--moto", "--work-dir", str(demo_dir)]
+    command += ["--capture", str(capture)]
+    done = subprocess.run(
+        command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "49 records, 49 images" in done.stdout, done.stdout
+    assert "alert on the queue: Model Monitoring Violations" in done.stdout, done.stdout

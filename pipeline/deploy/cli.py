@@ -8,6 +8,7 @@ machine (its state under `<work-dir>/deploy/<env>`); without it, SageMaker in th
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,14 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
             outcome = flow.promote(deployment, deployer, chosen, args.reason, args.who, audit_log)
         else:
             outcome = deploy(args, config, deployment, deployer, chosen, tags, audit_log)
+        if not args.local and outcome.status == "live":
+            from pipeline.monitoring.references import publish_production_references
+
+            try:
+                copied = publish_production_references(deployer.clients.s3, config, tags)
+                print(f"monitoring references of version {chosen.version}: {', '.join(copied.values())}")
+            except UserInputError as exc:  # registered before monitoring existed: say so, go on
+                print(f"monitoring references not updated: {exc}", file=sys.stderr)
     print(outcome.message)
     if args.local:
         for stage in ("staging", "production"):

@@ -29,21 +29,27 @@ from yolo_core.processes import stop_process, wait_for_announced_port, wait_unti
 SERVER_PORT_ANNOUNCEMENT = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 START_TIMEOUT_S = 300
 CONTAINER_PORT = 8080
+CAPTURE_VARIANT = "AllTraffic"  # SageMaker's variant folder in a capture prefix
 
 
-def serve_command(model_dir: Path, threads: int = 0) -> list[str]:
+def serve_command(model_dir: Path, threads: int = 0, capture_dir: Path | None = None) -> list[str]:
     command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
-    return [*command, "--host", "127.0.0.1", "--port", "0", "--threads", str(threads)]
+    capture = ["--capture-dir", str(capture_dir)] if capture_dir is not None else []
+    return [*command, "--host", "127.0.0.1", "--port", "0", "--threads", str(threads), *capture]
 
 
 def start_server(
-    model_dir: Path, log_file: Path, threads: int = 0, detach: bool = False
+    model_dir: Path,
+    log_file: Path,
+    threads: int = 0,
+    detach: bool = False,
+    capture_dir: Path | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """The serve entrypoint on a loopback port it picks; returns the process and its URL once /ping is 200."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("w") as log:
         server = subprocess.Popen(
-            serve_command(model_dir, threads),
+            serve_command(model_dir, threads, capture_dir),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(os.environ),
@@ -125,8 +131,19 @@ class LocalDeployer:
         if self.docker_image:
             server, url, container = start_container(self.docker_image, model_dir, log)
             return {"pid": server.pid, "url": url, "container": container, "log": str(log)}
-        server, url = start_server(model_dir, log, self.threads, detach=True)
-        return {"pid": server.pid, "url": url, "log": str(log)}
+        capture = None
+        if stage == "production":  # each server its own folder: a window holds only its traffic
+            capture = self.state_dir / "data-capture" / stage / log.stem / CAPTURE_VARIANT
+        server, url = start_server(model_dir, log, self.threads, detach=True, capture_dir=capture)
+        return {"pid": server.pid, "url": url, "log": str(log)} | (
+            {"capture_dir": str(capture)} if capture else {}
+        )
+
+    def capture_dir(self, stage: str) -> Path | None:
+        """Where the live (not containerised) server of `stage` captures its traffic, laid out as
+        SageMaker's capture prefix: .../AllTraffic/yyyy/mm/dd/hh/*.jsonl; None without capture."""
+        live = self.history.live(stage)
+        return Path(live["capture_dir"]) if live and live.get("capture_dir") else None
 
     def stage(self, candidate: Candidate) -> str:
         """Starts `candidate` beside whatever is live; returns its URL (staging once it passes)."""

@@ -35,7 +35,8 @@ from yolo_core.errors import UserInputError
 from yolo_core.runtime import cpu_thread_count
 
 FORMATS = {"visdrone": visdrone.discover, "coco": coco.discover, "yolo": yolo_folder.discover}
-OUTPUT_FILES = ("data.yaml", "dataset.json", "quality_report.json", "baseline.json")
+BASELINE_FILE = "baseline.json"  # the drift monitor's reference statistics
+OUTPUT_FILES = ("data.yaml", "dataset.json", "quality_report.json", BASELINE_FILE)
 SPLITS = ("train", "val")
 
 
@@ -276,7 +277,7 @@ def build_dataset(
     settings = {k: v for k, v in asdict(options).items() if k != "out_dir"} | {"source_format": source_format}
     digest = dataset_hash(items, discovery.names, settings)
     kept = [r for r in results if not r.quarantined]
-    baseline_path = write_baseline(_baseline(kept, discovery.names), out_dir / "baseline.json")
+    baseline_path = write_baseline(_baseline(kept, discovery.names), out_dir / BASELINE_FILE)
     split_counts = Counter(item["split"] for item in items)
     manifest = {
         "dataset_hash": digest,

@@ -33,12 +33,16 @@ from yolo_core.train.data_source import dataset_hash
 
 EVALUATION_FILE = "evaluation.json"
 HEADLINE_METRICS = ("map50", "map50_95")
-# Each precision figure with the conf it is measured at: the serving conf, or the max-F1 conf.
+# Each figure measured at one conf, with that conf: the serving conf, or the max-F1 conf. The served
+# and pooled figures are what the monitor compares served traffic with (see metrics.py).
 OPERATING_POINT_METRICS = {
     "precision": "serving_conf",
     "recall": "serving_conf",
     "precision_at_max_f1": "max_f1_conf",
     "recall_at_max_f1": "max_f1_conf",
+    "served_map50_95": "serving_conf",
+    "precision_pooled": "serving_conf",
+    "recall_pooled": "serving_conf",
 }
 
 

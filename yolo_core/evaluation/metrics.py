@@ -10,6 +10,11 @@ curve): NMS and the matching are greedy by score, so a lower-scored box changes 
 inference merges boxes across tiles, lower-scored ones into higher, so there the caller passes
 what a pass at the serving conf returned. Ultralytics' figures at the conf of the best F1 (what
 `yolo val` prints) are kept beside them as `precision_at_max_f1` and `recall_at_max_f1`.
+
+What the monitor can compare with served traffic, which holds only the served detections: their
+mAP50-95 (`served_map50_95`: the PR curve cut at the serving conf, so at most `map50_95`), and
+precision and recall pooled over all boxes (`precision_pooled`, `recall_pooled`: one proportion
+each, which a binomial test can take, where `precision` and `recall` are means over classes).
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ class MetricsAccumulator:
     _conf: list[np.ndarray] = field(default_factory=list)
     _pred_cls: list[np.ndarray] = field(default_factory=list)
     _target_cls: list[np.ndarray] = field(default_factory=list)
-    _served_hits: list[np.ndarray] = field(default_factory=list)  # IoU 0.5 matches of served boxes
+    _served_tp: list[np.ndarray] = field(default_factory=list)  # (N, 10) matches of served boxes
+    _served_conf: list[np.ndarray] = field(default_factory=list)
     _served_cls: list[np.ndarray] = field(default_factory=list)
     _confusion: object = None
 
@@ -87,7 +93,8 @@ class MetricsAccumulator:
         else:
             served = _by_score(served)
             served_correct = match_detections(served, truth)
-        self._served_hits.append(served_correct[:, 0])
+        self._served_tp.append(served_correct)
+        self._served_conf.append(served.scores)
         self._served_cls.append(served.class_ids)
         self._confusion.process_batch(
             {
@@ -119,12 +126,10 @@ class MetricsAccumulator:
                 _copy_plots(Path(tmp), plots_dir)
         # ap_per_class's own choice of the max-F1 point, which it does not return.
         max_f1_conf = float(confs[smooth(f1_curve.mean(0), 0.1).argmax()]) if len(classes) else 0.0
-        precision, recall = precision_recall(
-            np.concatenate(self._served_hits) if self._served_hits else np.zeros(0, bool),
-            np.concatenate(self._served_cls) if self._served_cls else np.zeros(0),
-            target_cls,
-            classes,
-        )
+        served_tp = np.concatenate(self._served_tp) if self._served_tp else np.zeros_like(tp)
+        served_conf = np.concatenate(self._served_conf) if self._served_conf else np.zeros(0)
+        served_cls = np.concatenate(self._served_cls) if self._served_cls else np.zeros(0)
+        precision, recall = precision_recall(served_tp[:, 0], served_cls, target_cls, classes)
         counts = np.bincount(target_cls.astype(int), minlength=len(self.names))
         per_class = {
             self.names.get(int(c), str(int(c))): {
@@ -145,11 +150,26 @@ class MetricsAccumulator:
             "recall_at_max_f1": _mean(r_max_f1),
             "map50": _mean(ap[:, 0]),
             "map50_95": _mean(ap),
+            "served_map50_95": _mean(mean_ap(served_tp, served_conf, served_cls, target_cls)),
+            "precision_pooled": _share(served_tp[:, 0].sum(), len(served_tp)),
+            "recall_pooled": _share(served_tp[:, 0].sum(), len(target_cls)),
             "serving_conf": self.serving_conf,
             "max_f1_conf": max_f1_conf,
             "per_class": per_class,
             "confusion_matrix": self._confusion.matrix.astype(int).tolist(),
         }
+
+
+def mean_ap(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray) -> np.ndarray:
+    """(10,) mAP at each IoU threshold, averaged over the classes with labels: Ultralytics'
+    `ap_per_class`, whose curve ends at the last recall reached (precision 0 beyond), so the
+    detections above a conf score at most what the whole low-conf pass scores."""
+    from ultralytics.utils.metrics import ap_per_class
+
+    if not len(target_cls):
+        return np.zeros(len(IOU_THRESHOLDS))
+    ap = ap_per_class(tp, conf, pred_cls, target_cls)[5]
+    return ap.mean(0)
 
 
 def precision_recall(
@@ -174,6 +194,10 @@ def _by_score(dets: Detections) -> Detections:
 
 def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else 0.0
+
+
+def _share(part: int, whole: int) -> float:
+    return float(part / whole) if whole else 0.0
 
 
 def _copy_plots(source: Path, target: Path) -> None:

@@ -35,7 +35,7 @@ def numeric_outcome(feature_name: str, reference: np.ndarray, current: np.ndarra
         test="ks",
         statistic=statistic,
         p_value=p_value,
-        psi=psi(reference, current),
+        effect=psi(reference, current),
         detail=f"baseline median {_median(reference)}, served median {_median(current)}",
     )
 

@@ -11,12 +11,17 @@ Predictions are simulated on detection lists: each frame's labels (targets the a
 stand for the model's detections, with confidences drawn from Beta(6, 2). A class-mix shift
 relabels a fraction of them; a higher altitude renders the same frames with objects scaled down,
 which changes the image, the box sizes and the number of objects together.
+
+Given a `BackboneEmbedder`, each seed's baseline frames and every served window are also embedded
+and the MMD test of the embeddings joins the family; `alarm_rates(runs, EMBEDDING_CHECK)` then
+counts that check alone (detected or falsely alarmed). Without one, the family is as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,8 +31,12 @@ from yolo_core.data.visdrone_classes import CATEGORY_NAMES, NAMES
 from yolo_core.infer.detections import Detections
 from yolo_core.monitoring.checks import DEFAULT_POLICY, Check, Policy
 from yolo_core.monitoring.drift import drift_checks
+from yolo_core.monitoring.embedding_drift import FEATURE
 from yolo_core.monitoring.prediction_drift import prediction_profile
 from yolo_core.monitoring.shifts import IMAGE_SHIFTS, relabelled
+
+if TYPE_CHECKING:  # the embedder imports torch and the predictor: only when one is passed
+    from yolo_core.monitoring.embeddings import BackboneEmbedder
 
 WIDTH, HEIGHT, OBJECT_PX = 320, 240, (14, 48)
 BASELINE_FRAMES, SERVED_FRAMES = 60, 40
@@ -47,6 +56,7 @@ UNITS = {
     "class_mix": "fraction relabelled to bus",
 }
 TARGET_POWER, MAX_FALSE_ALARMS = 0.9, 0.10
+EMBEDDING_CHECK = FEATURE  # the check `alarm_rates(runs, EMBEDDING_CHECK)` counts alone
 
 
 @dataclass(frozen=True)
@@ -123,18 +133,39 @@ def shifted(frames: Sequence[Frame], shift: Shift, rng: np.random.Generator) -> 
     return list(frames)
 
 
-def window_checks(baseline: tuple[dict, dict], frames: Sequence[Frame], policy: Policy) -> list[Check]:
-    """The run's checks on one served window against one seed's baseline."""
+def window_checks(
+    baseline: tuple[dict, dict],
+    frames: Sequence[Frame],
+    policy: Policy,
+    embedder: BackboneEmbedder | None = None,
+    reference_embeddings: np.ndarray | None = None,
+) -> list[Check]:
+    """The run's checks on one served window against one seed's baseline (and, with an
+    embedder, the window's embeddings against the baseline frames' `reference_embeddings`)."""
     served_images = [image_statistics(frame.image) for frame in frames]
     served_predictions = prediction_profile([frame.detections for frame in frames], NAMES)
-    return drift_checks(baseline[0], served_images, baseline[1], served_predictions, policy)
+    served_embeddings = None if embedder is None else embedder.embed([frame.image for frame in frames])
+    return drift_checks(
+        baseline[0],
+        served_images,
+        baseline[1],
+        served_predictions,
+        policy,
+        reference_embeddings=reference_embeddings,
+        served_embeddings=served_embeddings,
+    )
 
 
 def seed_checks(
-    seed: int, shifts: Iterable[Shift], policy: Policy = DEFAULT_POLICY
+    seed: int,
+    shifts: Iterable[Shift],
+    policy: Policy = DEFAULT_POLICY,
+    embedder: BackboneEmbedder | None = None,
 ) -> dict[Shift, list[Check]]:
     """One seed: its baseline, its served window, and the checks of the window under each shift."""
-    baseline = baseline_documents([render(seed, i) for i in range(BASELINE_FRAMES)])
+    baseline_frames = [render(seed, i) for i in range(BASELINE_FRAMES)]
+    baseline = baseline_documents(baseline_frames)
+    reference = None if embedder is None else embedder.embed([frame.image for frame in baseline_frames])
     served_range = range(BASELINE_FRAMES, BASELINE_FRAMES + SERVED_FRAMES)
     served = [render(seed, i) for i in served_range]
     results = {}
@@ -143,19 +174,35 @@ def seed_checks(
             frames = [render(seed, i, shift.magnitude) for i in served_range]
         else:
             frames = shifted(served, shift, np.random.default_rng([seed, 2]))
-        results[shift] = window_checks(baseline, frames, policy)
+        results[shift] = window_checks(baseline, frames, policy, embedder, reference)
     return results
 
 
-def alarmed(shift: Shift, checks: Sequence[Check]) -> bool:
-    """Detected (the shift's own check violated), or for no shift: a false alarm (any violated)."""
+def alarmed(shift: Shift, checks: Sequence[Check], check_name: str | None = None) -> bool:
+    """Detected (the shift's own check violated), or for no shift: a false alarm (any violated).
+    With `check_name`, that check alone counts, for shifts and no shift alike."""
+    if check_name is not None:
+        return any(check.violated and check.feature_name == check_name for check in checks)
     if shift.kind == "none":
         return any(check.violated for check in checks)
     return any(check.violated and check.feature_name == EXPECTED_CHECK[shift.kind] for check in checks)
 
 
-def alarm_rates(runs: Sequence[dict[Shift, list[Check]]]) -> dict[Shift, float]:
+def alarm_rates(
+    runs: Sequence[dict[Shift, list[Check]]], check_name: str | None = None
+) -> dict[Shift, float]:
     """Per shift, the fraction of seeds' runs (from `seed_checks`) that raised its alarm: power,
-    or the false-alarm rate for no shift."""
+    or the false-alarm rate for no shift; with `check_name`, the rates of that one check."""
     shifts = list(runs[0]) if runs else []
-    return {shift: sum(alarmed(shift, run[shift]) for run in runs) / len(runs) for shift in shifts}
+    return {
+        shift: sum(alarmed(shift, run[shift], check_name) for run in runs) / len(runs) for shift in shifts
+    }
+
+
+def effects(runs: Sequence[dict[Shift, list[Check]]], check_name: str) -> dict[Shift, list[float]]:
+    """Per shift, one check's effect size in each seed's run: what a minimum effect is set from."""
+    shifts = list(runs[0]) if runs else []
+    return {
+        shift: [check.effect for run in runs for check in run[shift] if check.feature_name == check_name]
+        for shift in shifts
+    }

@@ -1,0 +1,76 @@
+"""The monitoring reference of a model, made when it is evaluated: what its answers and its
+backbone's embeddings look like on the validation split, and the metrics it was registered with.
+
+Why at evaluation: it is the last step that holds both the model and the held-out images, and a
+reference made from the same frames the registered metrics came from lets the monitor compare a
+served window with exactly what was approved. The detections are those the server would return
+(its default conf, IoU and max_det), so served and reference profiles are comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from yolo_core.errors import UserInputError
+from yolo_core.evaluation.ground_truth import load_split
+from yolo_core.infer.detections import Detections
+from yolo_core.infer.predictor import Predictor
+from yolo_core.monitoring.checks import DEFAULT_POLICY, Policy
+from yolo_core.monitoring.constraints import constraints_document
+from yolo_core.monitoring.embedding_drift import embedding_reference
+from yolo_core.monitoring.embeddings import BackboneEmbedder
+from yolo_core.monitoring.prediction_drift import prediction_profile
+from yolo_core.serving.options import InferenceOptions
+
+CHUNK = 16  # images decoded at once: the split is read in pieces, never whole into memory
+
+
+def registered_evaluation(evaluation: dict, serving_conf: float) -> dict:
+    """The part of evaluation.json the quality checks compare against."""
+    return {
+        "metrics": evaluation["metrics"],
+        "serving_conf": serving_conf,
+        "dataset": evaluation.get("dataset"),
+    }
+
+
+def monitoring_reference(
+    model_dir: Path,
+    dataset_dir: Path,
+    evaluation: dict,
+    serving_conf: float,
+    split: str = "val",
+    device: str = "auto",
+    precision: str = "auto",
+    policy: Policy = DEFAULT_POLICY,
+) -> dict:
+    """The constraints document of the model in `model_dir` over `split` of `dataset_dir`, its
+    answers at `serving_conf` (the endpoint's; the server's other defaults)."""
+    options = InferenceOptions(conf=serving_conf)
+    files = load_split(dataset_dir, split).image_files
+    if not files:
+        raise UserInputError(f"{dataset_dir}: the {split} split has no images to profile the model on")
+    predictor = Predictor.from_model_dir(model_dir, device=device, precision=precision)
+    embedder = BackboneEmbedder.from_model_dir(model_dir)
+    detections: list[Detections] = []
+    vectors = []
+    for start in range(0, len(files), CHUNK):
+        images = [_read(path) for path in files[start : start + CHUNK]]
+        detections += predictor.predict(images, conf=options.conf, max_det=options.max_det)  # iou: as served
+        vectors.append(embedder.embed(images))
+    return constraints_document(
+        prediction_profile=prediction_profile(detections, predictor.names),
+        policy=policy,
+        embedding_reference=embedding_reference(np.concatenate(vectors)),
+        registered_evaluation=registered_evaluation(evaluation, options.conf),
+    )
+
+
+def _read(path: Path):
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserInputError(f"{path}: not a readable image")
+    return image
