@@ -2,14 +2,15 @@
 and the monitoring pipeline run over what it captured after each, so the alert is seen arriving.
 
 Normal traffic is new synthetic frames from the training set's generator (other seeds); the drifted
-batch is more of them, darker and blurred, as at dusk with a slow shutter. Each monitoring run reads the
-whole capture so far: the second window is half drifted, which the brightness and sharpness checks
-(and the backbone embeddings) see at once.
+batch is more of them, darker and blurred, as at dusk with a slow shutter. Each monitoring run reads
+one batch: its capture lines are copied into a window folder of their own (what a time window does
+on a longer stream), under <work dir>/monitoring/windows/<batch>.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.request
 import uuid
@@ -100,11 +101,12 @@ def monitor_traffic(
         already = captured_lines(capture) if capture.exists() else 0
         sent = send_frames(url, batch, transform, conf)
         wait_for_capture(capture, already + sent)
-        say(f"sent {sent} {label} frames to production; monitoring the {already + sent} captured requests")
+        window = copy_window(capture, already, work_dir / "monitoring" / "windows" / label)
+        say(f"sent {sent} {label} frames to production; monitoring those {window} requests")
         run = run_monitoring_locally(
             config,
             work_dir / "monitoring",
-            capture,
+            work_dir / "monitoring" / "windows" / label,
             references,
             tracking_uri=tracking_uri,
             emit=lambda _: None,
@@ -123,3 +125,13 @@ def monitor_traffic(
             say("  no alert on the queue")
         runs.append({"label": label, **summary, "alerts": len(alerts)})
     return runs
+
+
+def copy_window(capture: Path, skip: int, target: Path) -> int:
+    """The capture lines after the first `skip` (in SageMaker's hourly order) into `target`, one
+    .jsonl file: a window of what came since. Returns how many lines it holds."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    lines = [line for path in sorted(capture.rglob("*.jsonl")) for line in path.open() if line.strip()]
+    (target / "window.jsonl").write_text("".join(lines[skip:]))
+    return len(lines) - skip

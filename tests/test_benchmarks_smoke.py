@@ -46,7 +46,6 @@ BESIDE_BASELINE = {  # what each prints where our figure meets its baseline
 }
 
 
-@pytest.mark.parametrize("name", sorted(TINY_RUNS))
 def run_script(command: list[str], tmp_path: Path, env: dict[str, str]) -> str:
     """Run a benchmark in the test's folder (its temporary files too); its output, once it exits 0."""
     scratch = tmp_path / "tmp"
@@ -64,6 +63,7 @@ def run_script(command: list[str], tmp_path: Path, env: dict[str, str]) -> str:
     return output
 
 
+@pytest.mark.parametrize("name", sorted(TINY_RUNS))
 def test_benchmark_script_runs(name: str, tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> None:
     command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *TINY_RUNS[name]]
     if name in WRITES_JSON:

@@ -85,7 +85,7 @@ def _references(model_dir: Path, dataset: Path, folder: Path, version: str) -> R
     baseline.mkdir(parents=True)
     shutil.copy(dataset / "baseline.json", baseline / "baseline.json")
     evaluation = {"metrics": {"map50_95": {"value": 0.5}}, "dataset": {"split": "val"}}
-    reference = monitoring_reference(model_dir, dataset, evaluation, device="cpu")
+    reference = monitoring_reference(model_dir, dataset, evaluation, 0.25, device="cpu")
     write_json(constraints / CONSTRAINTS_FILE, reference)
     return References(version, model_dir, baseline, constraints)
 

@@ -89,8 +89,8 @@ def test_demo_runs_the_whole_path(demo_dir: Path, guarded_subprocess_env: dict) 
         "production: http://127.0.0.1:",
         "detections on the 128x128 frame",
         "=== 5/6 monitoring: normal traffic, then a drifted batch",
-        "sent 24 normal frames to production; monitoring the 25 captured requests",  # and the query
-        "sent 24 drifted frames to production; monitoring the 49 captured requests",
+        "sent 24 normal frames to production; monitoring those 24 requests",
+        "sent 24 drifted frames to production; monitoring those 24 requests",
         "ALERT on the queue (Model Monitoring Violations)",
         "stopped the staging and production servers",
         "evaluation metrics:    map50=",
@@ -242,14 +242,14 @@ def test_monitor_command_over_what_the_demos_production_captured(
     demo_dir: Path, guarded_subprocess_env: dict
 ):
     """`python -m pipeline monitor --local`: the approved version's references from MLflow, the DAG's
-    two steps over the demo's capture (half of it drifted), and the alert on a throwaway moto's queue."""
+    two steps over the demo's drifted window, and the alert on a throwaway moto's queue."""
     _demo_output(demo_dir, guarded_subprocess_env)
-    [capture] = (demo_dir / "deploy" / "dev" / "data-capture" / "production").iterdir()  # one server
+    capture = demo_dir / "monitoring" / "windows" / "drifted"
     command = [sys.executable, "-m", "pipeline", "monitor", "--local", "--moto", "--work-dir", str(demo_dir)]
     command += ["--capture", str(capture)]
     done = subprocess.run(
         command, cwd=ROOT, env=guarded_subprocess_env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "49 records, 49 images" in done.stdout, done.stdout
+    assert "24 records, 24 images" in done.stdout, done.stdout
     assert "alert on the queue: Model Monitoring Violations" in done.stdout, done.stdout
