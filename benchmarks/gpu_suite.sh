@@ -20,8 +20,11 @@ step() {  # name, time limit (s), command...
   echo "=== $name"
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log" | grep -vE "^\s*(Epoch|[0-9]+/[0-9]+)\s" | tail -40
 }
-step predict 80 python3 benchmarks/predict.py --device cuda "${w[@]}" --images 64 --batch-sizes 32 --letterbox host,device --json "$OUT/predict.json"
-step sliced 100 python3 benchmarks/sliced.py --device cuda "${w[@]}" --frames 4 --batch-size 32 --letterbox host,device --json "$OUT/sliced.json"
-step serve 100 python3 benchmarks/serve.py --device cuda "${w[@]}" --requests 320 --duration-s 40 --json "$OUT/serve.json"
+# Every engine the GPU host runs (torch fp32/fp16; TensorRT fp16/fp32 where `tensorrt` imports;
+# ONNX Runtime where it has its CUDA provider) and the measured `auto` choice, side by side.
+python3 -c "import tensorrt" 2>/dev/null && echo "tensorrt: installed" || echo "tensorrt: absent (engine not measured)"
+step predict 120 python3 benchmarks/predict.py --device cuda "${w[@]}" --images 64 --batch-sizes 32 --letterbox host,device --json "$OUT/predict.json"
+step sliced 120 python3 benchmarks/sliced.py --device cuda "${w[@]}" --frames 4 --batch-size 32 --letterbox host,device --json "$OUT/sliced.json"
+step serve 100 python3 benchmarks/serve.py --device cuda "${w[@]}" --requests 320 --duration-s 30 --json "$OUT/serve.json"
 step train 180 python3 benchmarks/train_throughput.py --device cuda --images 256 --imgsz 640 --epochs 2 --batch 32 --json "$OUT/train.json"
 ls -la "$OUT"

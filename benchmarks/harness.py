@@ -25,15 +25,15 @@ from entrypoints.environment import configure_offline  # noqa: E402
 
 configure_offline()
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from yolo_core.evaluation.ground_truth import GroundTruth  # noqa: E402
-from yolo_core.evaluation.metrics import match_detections  # noqa: E402
+from yolo_core.infer.agreement import CONFIDENT, FLOOR, matched_share  # noqa: E402
 from yolo_core.infer.detections import Detections  # noqa: E402
 from yolo_core.infer.hardware import DTYPES, resolve_device  # noqa: E402
 from yolo_core.runtime import apply_thread_count, cpu_thread_count  # noqa: E402
-from yolo_core.vocabulary import cpu_has_amx_bf16 as cpu_has_bf16_matrix_units  # noqa: E402
+from yolo_core.vocabulary import cpu_flags  # noqa: E402
+
+AGREEMENT_CONF = FLOOR  # both sides of an agreement figure run at this confidence
 
 
 def common_parser(doc: str) -> argparse.ArgumentParser:
@@ -48,9 +48,13 @@ def add_common_args(parser) -> None:
     add("--device", default="auto", help="auto, cpu, cuda, cuda:0")
     add("--weights", type=Path, help="a .pt checkpoint (a trained one for meaningful agreement figures)")
     add("--model", default="yolo11n.yaml", help="architecture for random weights when --weights is absent")
-    add("--precisions", default="auto", help="comma list of fp32,bf16,fp16; auto: fp32 plus the fast one")
+    add("--precisions", default="auto", help="comma list of fp32,bf16,fp16; auto: every one this host runs")
     add("--repeats", type=int, default=3, help="timed repeats; the median is reported")
-    add("--backends", default="auto", help="comma list of torch,onnx; auto: torch, plus onnx (fp32) on a CPU")
+    add(
+        "--backends",
+        default="auto",
+        help="comma list of torch,onnx,openvino,tensorrt; auto: the measured choice, then every engine here",
+    )
     add(
         "--letterbox",
         default="auto",
@@ -70,17 +74,9 @@ def prepare_weights(args) -> tuple[Path, bool]:
     return path, False
 
 
-def fast_precisions(device: torch.device, requested: str) -> list[str]:
-    if requested != "auto":
-        return [p.strip() for p in requested.split(",") if p.strip()]
-    if device.type == "cuda":
-        return ["fp32", "fp16"]
-    return ["fp32", "bf16"] if cpu_has_bf16_matrix_units() else ["fp32"]
-
-
 @dataclass(frozen=True)
 class Variant:
-    """One configuration of our predictor that a benchmark runs."""
+    """One configuration of our predictor that a benchmark runs ("auto": the measured choice)."""
 
     backend: str
     precision: str
@@ -88,26 +84,36 @@ class Variant:
 
     @property
     def name(self) -> str:
-        parts = [self.precision, *([self.backend] if self.backend != "torch" else [])]
-        return " ".join(parts + ([f"letterbox on {self.letterbox}"] if self.letterbox != "auto" else []))
+        if self.backend == "auto":
+            return "auto"
+        place = [f"letterbox on {self.letterbox}"] if self.letterbox != "auto" else []
+        return " ".join([self.backend, self.precision, *place])
 
     def predictor_options(self) -> dict[str, str]:
         return {"backend": self.backend, "precision": self.precision, "letterbox": self.letterbox}
 
 
+def host_engines(device: torch.device) -> list:
+    """Every (engine, precision) this host runs natively, as the predictor's "auto" measures them."""
+    from yolo_core.infer.engine_candidates import native_engines
+    from yolo_core.infer.host import probe_host
+
+    return native_engines(probe_host(device, cpu_thread_count()))
+
+
 def our_variants(device: torch.device, args) -> list[Variant]:
-    """Torch in each fast precision (and each letterbox place asked for); ONNX Runtime in fp32 only."""
-    backends = ["torch", "onnx"] if device.type == "cpu" else ["torch"]
-    if args.backends != "auto":
-        backends = _comma_list(args.backends)
+    """ "auto" first, then each engine and precision this host runs (or those asked for with
+    --backends/--precisions), torch in each letterbox place asked for."""
+    backends, precisions = _comma_list(args.backends), _comma_list(args.precisions)
     places = _comma_list(getattr(args, "letterbox", "auto"))
-    precisions = fast_precisions(device, args.precisions)
-    variants = []
-    for backend in backends:
-        for precision in precisions if backend == "torch" else ["fp32"]:
-            variants += [
-                Variant(backend, precision, place) for place in (places if backend == "torch" else ["auto"])
-            ]
+    variants = [Variant("auto", "auto")] if "auto" in backends else []
+    for spec in host_engines(device):
+        if "auto" not in backends and spec.backend not in backends:
+            continue
+        if "auto" not in precisions and spec.precision not in precisions:
+            continue
+        for place in places if spec.backend == "torch" else ["auto"]:
+            variants.append(Variant(spec.backend, spec.precision, place))
     return variants
 
 
@@ -121,7 +127,7 @@ def describe_machine(device: torch.device) -> dict:
         "torch": torch.__version__,
         "cpu": _cpu_model(),
         "cpu_threads": cpu_thread_count(),
-        "amx_bf16": cpu_has_bf16_matrix_units(),
+        "bf16_instructions": sorted(cpu_flags() & {"avx512_bf16", "amx_bf16"}),
         "device": str(device),
     }
     if device.type == "cuda":
@@ -193,14 +199,13 @@ def letterboxed_shape(height: int, width: int, imgsz: int, stride: int = 32) -> 
 
 
 def agreement(a: list[Detections], b: list[Detections]) -> float | None:
-    """Fraction of the boxes in `a` matched one-to-one by a same-class box of `b` at IoU >= 0.5
-    (None when `a` has no boxes: nothing to agree on)."""
-    matched = total = 0
-    for dets_a, dets_b in zip(a, b, strict=True):
-        truth = GroundTruth(dets_b.boxes, dets_b.class_ids)
-        order = np.argsort(-dets_a.scores, kind="stable")
-        matched += int(match_detections(dets_a.select(order), truth)[:, 0].sum())  # column 0: IoU 0.5
-        total += len(dets_a)
+    """Share of `a`'s confident boxes (score >= 0.35) matched one to one by a same-class box of `b`
+    scoring >= 0.1 at IoU >= 0.5 (the engine choice's rule: a box at a threshold on one side may
+    sit just under it on the other); None when `a` has no confident box. Run both sides at a
+    confidence of at most 0.1."""
+    matched, total = matched_share(
+        [(d.boxes, d.scores, d.class_ids) for d in a], [(d.boxes, d.scores, d.class_ids) for d in b]
+    )
     return matched / total if total else None
 
 
@@ -209,8 +214,8 @@ def both_ways(a: list[Detections], b: list[Detections]) -> dict:
     return {
         "a_in_b": None if a_in_b is None else round(a_in_b, 4),
         "b_in_a": None if b_in_a is None else round(b_in_a, 4),
-        "boxes_a": sum(map(len, a)),
-        "boxes_b": sum(map(len, b)),
+        "confident_a": sum(int((d.scores >= CONFIDENT).sum()) for d in a),
+        "confident_b": sum(int((d.scores >= CONFIDENT).sum()) for d in b),
     }
 
 

@@ -1,16 +1,19 @@
-"""The inference server under concurrent clients: micro-batching on against off, in one run.
+"""The inference server under concurrent clients, two servers side by side in one run.
 
-Starts the real `serve` entry point twice on a loopback port, on the same model and the same
-JPEG frames: once with batching off (`--max-batch-size 1`: one request per forward pass) and once
-on. Each time, `--clients` closed-loop clients (16 by default) send requests until `--requests`
-have been answered or `--duration-s` has passed. Prints requests/s, p50 and p99 latency for
-each, their ratio, the batch sizes the server formed, and the compute floor (model FLOPs per
-request over the FLOP/s of a large matrix product in the server's precision, measured in this
-run). Targets: on a CPU batching is never slower and its p99 stays within 1.5 x its p50 plus the
-batch wait; on a GPU at least 3 x the requests/s.
+`--compare engines` (the default): the server with `--backend auto` (the engine it measures at
+load) against the same server on the engine the previous release picked by rule (torch bf16 on a
+CPU with AMX, ONNX Runtime fp32 on other CPUs, torch fp16 on a GPU), both batching. Target: at
+least 1.4 x the requests/s, p99 within 1.5 x p50 plus the batch wait.
+`--compare batching`: batching off (`--max-batch-size 1`) against on, same engine. Targets: on a
+CPU never slower, p99 within the same bound; on a GPU at least 3 x the requests/s.
 
-    python benchmarks/serve.py --json out.json            # CPU, random yolo11n weights
-    python benchmarks/serve.py --device cuda --weights best.pt
+Each server is the real `serve` entry point on a loopback port, on the same model and JPEG
+frames; `--clients` closed-loop clients (16 by default) send requests until `--requests` have
+been answered or `--duration-s` has passed. Prints requests/s, p50 and p99 latency, the batch
+sizes formed, the engine each server ran (its /metrics) and the compute floor.
+
+    python benchmarks/serve.py --weights best.pt --json out.json
+    python benchmarks/serve.py --compare batching --device cuda --weights best.pt
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ import numpy as np
 from PIL import Image
 
 from yolo_core.data.synthetic import render_frame
-from yolo_core.infer.hardware import resolve_backend, resolve_precision
 from yolo_core.model_card import ModelCard
+from yolo_core.vocabulary import cpu_has_amx_bf16
 
 START_TIMEOUT_S = 300
 
@@ -67,13 +70,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def previous_default_engine(device) -> tuple[str, str]:
+    """The (backend, precision) the previous release's `auto` took by rule, without measuring."""
+    if device.type == "cuda":
+        return "torch", "fp16"
+    return ("torch", "bf16") if cpu_has_amx_bf16() else ("onnx", "fp32")
+
+
 class Server:
-    def __init__(self, model_dir: Path, args: argparse.Namespace, max_batch_size: int) -> None:
+    def __init__(
+        self, model_dir: Path, args: argparse.Namespace, max_batch_size: int, engine: tuple[str, str]
+    ) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         command = [sys.executable, "-m", "entrypoints.serve", "--model-dir", str(model_dir)]
         command += ["--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1], "--device", args.device]
-        command += ["--precision", args.precision, "--max-batch-size", str(max_batch_size)]
-        command += ["--backend", args.backends]  # one of auto, torch, onnx: the server's engine
+        command += ["--backend", engine[0], "--precision", engine[1], "--max-batch-size", str(max_batch_size)]
         command += ["--max-wait-ms", str(args.max_wait_ms), "--warmup-batches", "3"]
         command += ["--warmup-shape", f"{args.width}x{args.height}"]
         if args.server_threads:
@@ -95,6 +106,11 @@ class Server:
                 pass
             time.sleep(0.1)
         raise SystemExit(f"server not ready in {START_TIMEOUT_S} s: {self.output()}")
+
+    def engine(self) -> dict:
+        """The engine this server runs and how it chose it, from its /metrics."""
+        record = httpx.get(f"{self.url}/metrics", timeout=10).json()["engine"]
+        return {"engine": record["engine"], "source": record["source"]}
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
@@ -149,13 +165,15 @@ def load(url: str, frames: list[bytes], clients: int, requests: int, duration_s:
     }
 
 
-def measure(model_dir: Path, frames: list[bytes], args: argparse.Namespace, max_batch_size: int) -> dict:
-    server = Server(model_dir, args, max_batch_size)
+def measure(
+    model_dir: Path, frames: list[bytes], args: argparse.Namespace, batch: int, engine: tuple[str, str]
+) -> dict:
+    server = Server(model_dir, args, batch, engine)
     try:
         server.wait_ready()
         # Warm-up: the batch shapes the run will see (a GPU autotunes its kernels per shape).
         load(server.url, frames, args.clients, args.warmup_requests, 300)
-        return load(server.url, frames, args.clients, args.requests, args.duration_s)
+        return {**load(server.url, frames, args.clients, args.requests, args.duration_s), **server.engine()}
     finally:
         server.stop()
 
@@ -163,15 +181,16 @@ def measure(model_dir: Path, frames: list[bytes], args: argparse.Namespace, max_
 def main() -> None:
     parser = harness.common_parser(__doc__)
     add = parser.add_argument
-    add("--precision", default="auto", help="the server's precision: auto, fp32, bf16, fp16")
+    add("--compare", choices=("engines", "batching"), default="engines")
+    add("--precision", default="auto", help="with --compare batching: the server's precision")
     add("--imgsz", type=int, default=640)
     add("--width", type=int, default=960)
     add("--height", type=int, default=540)
     add("--frames", type=int, default=8, help="distinct JPEG frames the clients cycle through")
     add("--clients", type=int, default=16)
-    add("--requests", type=int, default=160, help="per mode, after the warm-up requests")
-    add("--warmup-requests", type=int, default=48, help="per mode, not timed")
-    add("--duration-s", type=float, default=90, help="per mode, at most")
+    add("--requests", type=int, default=160, help="per server, after the warm-up requests")
+    add("--warmup-requests", type=int, default=48, help="per server, not timed")
+    add("--duration-s", type=float, default=90, help="per server, at most")
     add("--max-batch-size", type=int, default=0,
         help="with batching on; 0: the server's default (8) on a CPU, 16 on a GPU")  # fmt: skip
     add("--max-wait-ms", type=float, default=5)
@@ -180,46 +199,55 @@ def main() -> None:
 
     device = harness.device_from(args)
     args.device = str(device)
-    precision = resolve_precision(args.precision, device)
     # On a CPU big batches gain little (ONNX Runtime: 1.2x from batch 1 to 2-4, less at 16);
     # a GPU wants them big.
     args.max_batch_size = args.max_batch_size or (16 if device.type == "cuda" else 8)
-    backend = resolve_backend(args.backends, device, precision)
     weights, trained = harness.prepare_weights(args)
     model_dir = model_dir_for(weights, args.imgsz)
     frames = jpeg_frames(args.frames, args.width, args.height)
     machine = harness.describe_machine(device)
     print(f"machine: {machine}")
-    kind = "trained" if trained else "random weights"
-    print(f"model: {weights.name} ({kind}), imgsz {args.imgsz}, {precision}, backend {backend}")
-    print(f"load: {args.clients} clients, {args.width}x{args.height} JPEG, {args.requests} requests per mode")
+    print(f"model: {weights.name} ({'trained' if trained else 'random weights'}), imgsz {args.imgsz}")
+    print(f"load: {args.clients} clients, {args.width}x{args.height} JPEG, {args.requests} requests each")
 
-    off = measure(model_dir, frames, args, 1)
-    print(f"batching off: {off}")
-    on = measure(model_dir, frames, args, args.max_batch_size)
-    print(f"batching on : {on}")
+    if args.compare == "engines":
+        names = ("previous default", "auto")
+        engines = (previous_default_engine(device), ("auto", "auto"))
+        batches = (args.max_batch_size, args.max_batch_size)
+    else:
+        names = ("batching off", "batching on")
+        engines = ((args.backends, args.precision),) * 2
+        batches = (1, args.max_batch_size)
+    runs = zip(batches, engines, strict=True)
+    base, ours = (measure(model_dir, frames, args, size, engine) for size, engine in runs)
+    print(f"{names[0]}: {base}")
+    print(f"{names[1]}: {ours}")
 
     height, width = harness.letterboxed_shape(args.height, args.width, args.imgsz)
     flops = harness.model_flops(weights, height, width)
+    precision = ours["engine"]["precision"]
     ceiling = harness.matmul_flops_per_second(device, precision)
     if not flops:
         raise SystemExit("model FLOPs unknown: install ultralytics-thop")
     floor_ms = 1000 * flops / ceiling
-    ratio = on["requests_per_s"] / off["requests_per_s"]
-    p99_bound = 1.5 * on["p50_ms"] + args.max_wait_ms
-    targets = (
-        {"at_least_3x_requests_per_s": ratio >= 3.0}
-        if device.type == "cuda"
-        else {"never_slower": ratio >= 1.0, "p99_within_1.5x_p50_plus_wait": on["p99_ms"] <= p99_bound}
-    )
+    ratio = ours["requests_per_s"] / base["requests_per_s"]
+    p99_bound = 1.5 * ours["p50_ms"] + args.max_wait_ms
+    within = ours["p99_ms"] <= p99_bound
+    if args.compare == "engines":
+        targets = {"at_least_1.4x_requests_per_s": ratio >= 1.4, "p99_within_1.5x_p50_plus_wait": within}
+    elif device.type == "cuda":
+        targets = {"at_least_3x_requests_per_s": ratio >= 3.0}
+    else:
+        targets = {"never_slower": ratio >= 1.0, "p99_within_1.5x_p50_plus_wait": within}
     print()
-    print(f"{'':<14}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'batch':>8}")
-    for name, row in (("batching off", off), ("batching on", on)):
+    print(f"{'':<18}{'engine':<16}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'batch':>8}")
+    for name, row in zip(names, (base, ours), strict=True):
+        engine = f"{row['engine']['backend']} {row['engine']['precision']}"
         print(
-            f"{name:<14}{row['requests_per_s']:>12}{row['p50_ms']:>10}{row['p99_ms']:>10}"
+            f"{name:<18}{engine:<16}{row['requests_per_s']:>12}{row['p50_ms']:>10}{row['p99_ms']:>10}"
             f"{row['mean_batch_images']:>8}"
         )
-    print(f"ratio (on / off): {ratio:.2f} x requests/s; on p99 {on['p99_ms']} ms vs bound {p99_bound:.1f} ms")
+    print(f"ratio: {ratio:.2f} x requests/s; p99 {ours['p99_ms']} ms vs bound {p99_bound:.1f} ms")
     print(
         f"compute floor: {flops / 1e9:.1f} GFLOP per request at {height}x{width} / "
         f"{ceiling / 1e12:.2f} TFLOP/s ({precision} matmul) = {floor_ms:.2f} ms, "
@@ -230,18 +258,17 @@ def main() -> None:
         args.json,
         {
             "benchmark": "serve",
+            "compare": args.compare,
             "machine": machine,
             "model": weights.name,
             "trained": trained,
-            "precision": precision,
-            "backend": backend,
             "imgsz": args.imgsz,
             "frame": [args.width, args.height],
             "clients": args.clients,
             "max_batch_size": args.max_batch_size,
             "max_wait_ms": args.max_wait_ms,
-            "batching_off": off,
-            "batching_on": on,
+            names[0].replace(" ", "_"): base,
+            names[1].replace(" ", "_"): ours,
             "ratio_requests_per_s": round(ratio, 2),
             "compute_floor": {
                 "gflop_per_request": round(flops / 1e9, 2),

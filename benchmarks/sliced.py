@@ -51,15 +51,14 @@ def main() -> None:
     add("--slice-size", type=int, default=640)
     add("--overlap", type=float, default=0.2)
     add("--imgsz", type=int, default=640)
-    add("--conf", type=float, default=0.25)
-    add("--batch-size", type=int, default=0, help="our batch size for tiles; 0: 4 on a CPU, 32 on a GPU")
+    add("--conf", type=float, default=harness.AGREEMENT_CONF, help="both sides (agreement needs <= 0.1)")
+    add("--batch-size", type=int, default=0, help="our batch size for tiles; 0: 8 on a CPU, 32 on a GPU")
     add("--sahi-batch-sizes", default="auto", help="comma list; auto: 8 on a CPU, 8,32 on a GPU")
     parser.set_defaults(repeats=2)
     args = parser.parse_args()
 
     device = harness.device_from(args)
-    # On 2 CPU cores big batches run slower than small ones (caches); a GPU wants them big.
-    args.batch_size = args.batch_size or (32 if device.type == "cuda" else 4)
+    args.batch_size = args.batch_size or (32 if device.type == "cuda" else 8)
     weights, trained = harness.prepare_weights(args)
     frames = [render_frame(i, 11, args.width, args.height, (6, 80))[0] for i in range(args.frames)]
     frames_rgb = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # SAHI takes RGB arrays
@@ -124,9 +123,11 @@ def main() -> None:
         "with_full_frame": round((tiles * tile_flops + full_flops) / 1e9, 2),
     }
     for variant in harness.our_variants(device, args):
-        precision, name = variant.precision, variant.name
         predictor = Predictor(weights, imgsz=args.imgsz, device=str(device), batch_size=args.batch_size,
+                              probe_shape=(args.slice_size, args.slice_size),
                               **variant.predictor_options())  # fmt: skip
+        precision = predictor.precision
+        name = variant.name if variant.backend != "auto" else f"auto (= {predictor.engine_spec.name})"
         predict_sliced(predictor, frames[:1], args.slice_size, args.overlap)  # warm-up
         floor_flops = harness.matmul_flops_per_second(device, precision)
         for full_frame in (True, False):
@@ -137,6 +138,7 @@ def main() -> None:
             seconds, dets = harness.timed(ours, device, args.repeats)
             flops = tiles * tile_flops + (full_flops if full_frame else 0)
             figures = {
+                "engine": predictor.engine_spec.name,
                 "s_per_frame": round(seconds / n, 3),
                 "ratio_vs_sahi_default": round(base_s / seconds, 2),
                 "ratio_vs_sahi_fastest": round(fastest[1] * n / seconds, 2),
@@ -146,7 +148,7 @@ def main() -> None:
                 ),
             }
             work = "full_frame" if full_frame else "tiles_only"
-            results["ours"][f"{name.replace(' ', '_')}_{work}"] = figures
+            results["ours"][f"{variant.name.replace(' ', '_')}_{work}"] = figures
             label = f"ours {name}, batch {args.batch_size}" + (", full-frame pass" if full_frame else "")
             rows.append((label, seconds / n, figures))
     print_table(rows, base_s / n, fastest[1])

@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         "auto",
         type=choice(BACKENDS),
         choices=BACKENDS,
-        help="auto: ONNX Runtime for fp32 on a CPU, torch on a GPU or for bf16",
+        help="auto: the fastest engine this host runs with fp32's boxes, measured at load (see /metrics)",
     )
     add("--threads", "0", type=number(int, 0), help="CPU threads; 0: all cores")
     add("--max-batch-size", "8", type=AT_LEAST_ONE, help="1: no batching")

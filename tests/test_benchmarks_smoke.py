@@ -40,7 +40,7 @@ BESIDE_BASELINE = {  # what each prints where our figure meets its baseline
     "preprocess": "ratio ours/floor",
     "predict": "ratio",
     "sliced": "vs SAHI default",
-    "serve": "ratio (on / off)",
+    "serve": "ratio:",
     "train_throughput": "vs plain",
     "drift_power": "power target",
 }
@@ -76,8 +76,8 @@ def test_benchmark_script_runs(name: str, tmp_path: Path, guarded_subprocess_env
         results = json.loads((tmp_path / "out.json").read_text())
         assert results
         if name == "predict":
-            variants = {f"fp32_letterbox_on_{place}_batch_2" for place in ("host", "device")}
-            assert variants <= set(results["ours"])
+            variants = {f"torch_fp32_letterbox_on_{place}_batch_2" for place in ("host", "device")}
+            assert {"auto_batch_2", *variants} <= set(results["ours"])
 
 
 def test_monitor_benchmark_runs(tmp_path: Path, guarded_subprocess_env: dict[str, str]) -> None:

@@ -152,7 +152,7 @@ class _FixedTilePredictor:
     def source(self, image):
         return image
 
-    def predict(self, crops, conf, iou, max_det):
+    def predict(self, crops, conf, iou, max_det, deadline=None):
         starts = np.arange(self.per_tile, dtype=np.float32) * 12
         boxes = np.stack([starts, starts, starts + 8, starts + 8], axis=1)
         scores = np.linspace(0.9, 0.3, self.per_tile, dtype=np.float32)

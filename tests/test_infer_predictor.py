@@ -12,7 +12,6 @@ import pytest
 from yolo_core.errors import UserInputError
 from yolo_core.evaluation.ground_truth import GroundTruth, load_split
 from yolo_core.evaluation.metrics import match_detections
-from yolo_core.infer import hardware
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.predictor import Predictor
 from yolo_core.infer.sliced import predict_sliced
@@ -157,10 +156,10 @@ def test_device_letterbox_gives_the_same_detections(trained_model_dir, val_image
     for a, b in zip(on_device.predict(frames, conf=LOW), predictor.predict(frames, conf=LOW), strict=True):
         assert (b.scores >= CONFIDENT).sum() > 0
         assert agree_both_ways(a, b)
+    # Tiles only: the full-frame pass is a resized frame (checked above), and the cross-tile merge
+    # would turn a one-pixel resampling difference into a differently merged box.
     big = cv2.resize(np.concatenate(val_images[:2], axis=1), (1000, 480))
-    sliced = [
-        predict_sliced(p, [big], slice_size=320, full_frame=True, conf=LOW)[0] for p in (on_device, predictor)
-    ]
+    sliced = [predict_sliced(p, [big], slice_size=320, conf=LOW)[0] for p in (on_device, predictor)]
     assert (sliced[1].scores >= CONFIDENT).sum() > 0
     assert agree_both_ways(*sliced)
     with pytest.raises(ValueError, match="torch backend"):
@@ -176,32 +175,3 @@ def test_corrupt_weights_are_a_user_error(tmp_path):
     (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserInputError, match="best.pt"):
         Predictor(tmp_path / "best.pt", device="cpu")
-
-
-def test_precision_follows_the_hardware(tmp_path, monkeypatch):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
-    assert hardware.cpu_has_bf16_matrix_units(cpuinfo)
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2\n")
-    assert not hardware.cpu_has_bf16_matrix_units(cpuinfo)
-    cpu = hardware.resolve_device("cpu")
-    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: True)
-    assert hardware.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: False)
-    assert hardware.resolve_precision("auto", cpu) == "fp32"
-    with pytest.raises(ValueError, match="needs a GPU"):
-        hardware.resolve_precision("fp16", cpu)
-
-
-def test_auto_backend_is_onnx_runtime_for_fp32_on_a_cpu(monkeypatch):
-    cpu = hardware.resolve_device("cpu")
-    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: False)
-    assert hardware.resolve_backend("auto", cpu, "auto") == "onnx"
-    assert hardware.resolve_backend("torch", cpu, "auto") == "torch"
-    monkeypatch.setattr(hardware, "cpu_has_bf16_matrix_units", lambda: True)
-    assert hardware.resolve_backend("auto", cpu, "auto") == "torch"  # bf16 on AMX: torch only
-    assert hardware.resolve_backend("auto", cpu, "fp32") == "onnx"
-    monkeypatch.setattr(hardware.importlib.util, "find_spec", lambda name: None)
-    assert hardware.resolve_backend("auto", cpu, "fp32") == "torch"  # without onnxruntime
-    with pytest.raises(ValueError, match="backend must be one of"):
-        hardware.resolve_backend("tensorrt", cpu, "fp32")

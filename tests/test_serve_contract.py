@@ -337,6 +337,24 @@ def test_options_reach_the_model(server: ServerProcess):
     assert len(default.json()["detections"]) < 3  # conf 0.25: a random model finds (almost) nothing
 
 
+def test_metrics_show_the_engine_and_how_it_was_chosen(server: ServerProcess):
+    """The server runs with `--backend auto`: it measured the engines this host runs at load and
+    says which it kept, with every timing and agreement figure."""
+    engine = server.metrics()["engine"]
+    assert engine["source"] in {"measured", "cache"}
+    chosen = (engine["engine"]["backend"], engine["engine"]["precision"])
+    timed = {(m["backend"], m["precision"]): m for m in engine["measurements"]}
+    assert ("torch", "fp32") in timed and chosen in timed
+    usable = [m for m in timed.values() if m["images_per_s"] > 0]
+    assert timed[chosen]["images_per_s"] == max(
+        m["images_per_s"]
+        for m in usable
+        if m["agreement"] is None
+        or min(m["agreement"]["candidate_in_reference"], m["agreement"]["reference_in_candidate"]) >= 0.98
+    )
+    assert "inference engine:" in server.log()
+
+
 def test_concurrent_requests_share_forward_passes(server: ServerProcess):
     before = server.metrics()
     with ThreadPoolExecutor(16) as pool:
@@ -459,13 +477,21 @@ class BlockingPredictor:
             self.release.set()
         self.passes = 0
 
-    def predict(self, images, **kwargs):
-        self.passes += 1
-        self.entered.set()
-        assert self.release.wait(START_TIMEOUT_S), "the test never released the stand-in model"
+    def predict(self, images, deadline=None, **kwargs):
+        """One pass per image, the deadline checked before each, as the real predictor does
+        between its batches (sliced inference hands it all of a request's tiles at once)."""
+        for _ in images:
+            if deadline is not None:
+                deadline.check()
+            self.passes += 1
+            self.entered.set()
+            assert self.release.wait(START_TIMEOUT_S), "the test never released the stand-in model"
         return [Detections.empty() for _ in images]
 
     def source(self, image):
+        return image
+
+    def prepare(self, image):
         return image
 
 

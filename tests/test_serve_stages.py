@@ -59,6 +59,9 @@ class FramingPredictor:
     def source(self, image):
         return image
 
+    def prepare(self, image):
+        return image
+
 
 def bgr(height: int, width: int) -> np.ndarray:
     return np.full((height, width, 3), 100, np.uint8)

@@ -74,13 +74,29 @@ def test_amx_is_read_from_cpuinfo_never_assumed(tmp_path: Path) -> None:
 
 def test_precision_resolution() -> None:
     assert resolve_precision("auto", "0") == "amp"
-    assert resolve_precision("auto", "cpu", amx=True) == "bf16"
-    assert resolve_precision("auto", "cpu", amx=False) == "fp32"
+    assert resolve_precision("auto", "cpu", bf16_native=True, bf16_speedup=lambda: 1.6) == "bf16"
+    assert resolve_precision("auto", "cpu", bf16_native=True, bf16_speedup=lambda: 1.02) == "fp32"
+    assert resolve_precision("auto", "cpu", bf16_native=False, bf16_speedup=lambda: 9.0) == "fp32"
     assert resolve_precision("bf16", "0,1") == "bf16"
     with pytest.raises(UserInputError, match="'amp' needs a GPU"):
-        resolve_precision("amp", "cpu", amx=True)
-    with pytest.raises(UserInputError, match="needs AMX"):
-        resolve_precision("bf16", "cpu", amx=False)
+        resolve_precision("amp", "cpu", bf16_native=True)
+    with pytest.raises(UserInputError, match="needs bf16 instructions"):
+        resolve_precision("bf16", "cpu", bf16_native=False)
+
+
+def test_the_bf16_speedup_is_measured_on_the_model_and_kept(tmp_path: Path) -> None:
+    """A real forward and backward pass of yolo11n in fp32 and bf16 (tiny, 64 px), timed once:
+    the second ask for the same model and shape reads the cache."""
+    from yolo_core.train import precision
+
+    speedup = precision.cpu_bf16_speedup("yolo11n", 3, 64, 2, 1, cache_root=tmp_path)
+    assert speedup > 0
+    (record,) = (tmp_path / "drone-yolo" / precision.SPEEDUP_CACHE).glob("*.json")
+    assert json.loads(record.read_text())["speedup"] == speedup
+    assert precision.cpu_bf16_speedup("yolo11n", 3, 64, 2, 1, cache_root=tmp_path) == speedup
+    assert len(list(record.parent.glob("*.json"))) == 1
+    precision.cpu_bf16_speedup("yolo11n", 3, 96, 2, 1, cache_root=tmp_path)  # another shape: measured
+    assert len(list(record.parent.glob("*.json"))) == 2
     assert [ultralytics_amp_arg(p) for p in ("fp32", "amp", "bf16")] == [False, True, "bf16"]
 
 

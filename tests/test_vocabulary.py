@@ -18,6 +18,8 @@ from yolo_core.vocabulary import (
     TRUE_WORDS,
     cpu_flags,
     cpu_has_amx_bf16,
+    cpu_has_bf16_instructions,
+    cpu_model_name,
     parse_bool,
 )
 
@@ -64,7 +66,12 @@ def test_the_cpu_probe_reads_cpuinfo_never_assumes(tmp_path: Path) -> None:
     amx.write_text(AMX_CPU)
     plain.write_text(PLAIN_CPU)
     assert cpu_flags(amx) == {"fpu", "sse", "avx512f", "amx_bf16", "amx_tile"}  # the first CPU's
-    assert cpu_has_amx_bf16(amx)
+    assert cpu_has_amx_bf16(amx) and cpu_has_bf16_instructions(amx)
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("model name\t: AMD EPYC 9R14\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_has_bf16_instructions(zen4) and not cpu_has_amx_bf16(zen4)
+    assert cpu_model_name(zen4) == "AMD EPYC 9R14" and cpu_model_name(tmp_path / "missing") == "unknown"
+    assert not cpu_has_bf16_instructions(plain)
     assert cpu_flags(plain) == {"fpu", "sse", "avx2"}
     assert not cpu_has_amx_bf16(plain)
     assert cpu_flags(tmp_path / "missing") == set()
@@ -81,53 +88,57 @@ def test_one_line_rule_joins_rather_than_cuts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("names", "on_gpu", "amx", "expected"),
+    ("on_gpu", "native", "pays", "expected"),
     [
-        (devices.TRAINING, True, False, "amp"),
-        (devices.TRAINING, False, True, "bf16"),
-        (devices.TRAINING, False, False, "fp32"),
-        (devices.INFERENCE, True, True, "fp16"),
-        (devices.INFERENCE, False, True, "bf16"),
-        (devices.INFERENCE, False, False, "fp32"),
+        (True, False, None, "amp"),
+        (False, True, True, "bf16"),  # bf16 instructions, and measured faster
+        (False, True, False, "fp32"),  # bf16 instructions, but not faster for this model
+        (False, False, True, "fp32"),  # emulated bf16 is never picked
+        (False, True, None, "fp32"),  # not measured: fp32
     ],
 )
-def test_auto_precision_follows_the_hardware(names, on_gpu: bool, amx: bool, expected: str) -> None:
-    assert devices.resolve_precision("auto", on_gpu=on_gpu, names=names, amx=amx) == expected
+def test_auto_precision_follows_the_hardware_and_the_measurement(on_gpu, native, pays, expected) -> None:
+    measured = None if pays is None else (lambda: pays)
+    chosen = devices.resolve_precision("auto", on_gpu=on_gpu, bf16_native=native, bf16_pays=measured)
+    assert chosen == expected
 
 
-def test_auto_reads_the_probe_only_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    monkeypatch.setattr(devices, "cpu_has_amx_bf16", lambda: calls.append(1) or True)
-    assert devices.resolve_precision("auto", on_gpu=True) == "amp"
-    assert calls == []
-    assert devices.resolve_precision("auto", on_gpu=False) == "bf16"
-    assert calls == [1]
+def test_auto_measures_only_on_a_cpu_with_bf16_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    probes, measured = [], []
+    monkeypatch.setattr(devices, "cpu_has_bf16_instructions", lambda: probes.append(1) or True)
+
+    def pays() -> bool:
+        measured.append(1)
+        return True
+
+    assert devices.resolve_precision("auto", on_gpu=True, bf16_pays=pays) == "amp"
+    assert probes == measured == []
+    assert devices.resolve_precision("fp32", on_gpu=False, bf16_pays=pays) == "fp32"
+    assert probes == measured == []
+    assert devices.resolve_precision("auto", on_gpu=False, bf16_pays=pays) == "bf16"
+    assert probes == measured == [1]
+    assert devices.resolve_precision("auto", on_gpu=False, bf16_native=False, bf16_pays=pays) == "fp32"
+    assert measured == [1]
 
 
 def test_explicit_choices_are_kept_where_the_device_runs_them() -> None:
-    assert devices.resolve_precision("bf16", on_gpu=True, names=devices.TRAINING) == "bf16"
-    assert devices.resolve_precision("fp32", on_gpu=False, names=devices.TRAINING, amx=False) == "fp32"
-    assert devices.resolve_precision("bf16", on_gpu=False, names=devices.TRAINING, amx=True) == "bf16"
-    # Inference runs emulated bf16 on a CPU without AMX (slower, still correct); training refuses it.
-    assert devices.resolve_precision("bf16", on_gpu=False, names=devices.INFERENCE, amx=False) == "bf16"
-    with pytest.raises(UserInputError, match=r"^hyperparameter 'precision': 'bf16' on a CPU needs AMX"):
-        devices.resolve_precision("bf16", on_gpu=False, names=devices.TRAINING, amx=False)
-
-
-@pytest.mark.parametrize(
-    ("names", "half", "field"),
-    [(devices.INFERENCE, "fp16", "precision"), (devices.TRAINING, "amp", "hyperparameter 'precision'")],
-)
-def test_half_precision_on_a_cpu_is_refused_naming_the_field(names, half: str, field: str) -> None:
+    assert devices.resolve_precision("bf16", on_gpu=True) == "bf16"
+    assert devices.resolve_precision("fp32", on_gpu=False, bf16_native=False) == "fp32"
+    assert devices.resolve_precision("bf16", on_gpu=False, bf16_native=True) == "bf16"
     with pytest.raises(
-        UserInputError, match=rf"^{field}: '{half}' needs a GPU; use 'bf16' or 'fp32' on a CPU$"
+        UserInputError, match=r"^hyperparameter 'precision': 'bf16' on a CPU needs bf16 instructions"
     ):
-        devices.resolve_precision(half, on_gpu=False, names=names, amx=True)
+        devices.resolve_precision("bf16", on_gpu=False, bf16_native=False)
+
+
+def test_half_precision_on_a_cpu_is_refused_naming_the_field() -> None:
+    with pytest.raises(
+        UserInputError, match=r"^hyperparameter 'precision': 'amp' needs a GPU; use 'bf16' or 'fp32'"
+    ):
+        devices.resolve_precision("amp", on_gpu=False, bf16_native=True)
 
 
 def test_the_other_sides_name_is_not_a_precision() -> None:
-    with pytest.raises(UserInputError, match=r"^precision: 'amp' is not one of auto, fp32, fp16, bf16$"):
-        devices.resolve_precision("amp", on_gpu=True, names=devices.INFERENCE)
     with pytest.raises(UserInputError, match="'fp16' is not one of auto, fp32, amp, bf16"):
         devices.resolve_precision("fp16", on_gpu=True, names=devices.TRAINING)
 

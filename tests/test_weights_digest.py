@@ -135,7 +135,7 @@ def test_training_records_the_digest_of_best_pt(trained_model_dir: Path) -> None
 
 
 # -- the three readers refuse a changed file ------------------------------------------------------
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino", "auto"])
 def test_predictor_refuses_changed_weights_before_unpickling(
     tampered_model: tuple[Path, str, str], backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

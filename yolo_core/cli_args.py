@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_HELP = "auto, cpu, cuda, cuda:N, or a GPU index N"
-PRECISION_HELP = "auto: fp16 on a GPU, bf16 on a CPU with AMX, else fp32"
+PRECISION_HELP = "auto: the fastest this host runs with fp32's boxes (measured at load); or fp32, bf16, fp16"
 
 
 def _describe(kind: type, low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -109,10 +109,14 @@ def writable_folder(path: Path, flag: str) -> Path:
     return path
 
 
-def resolve_hardware(device: str, precision: str, backend: str = "auto") -> tuple[str, str, str]:
-    """(device, precision, backend) as the predictor will resolve them, checked before any model
-    loads; a value this machine cannot run is a `UserInputError` naming the flag."""
-    from yolo_core.infer.hardware import resolve_backend, resolve_device, resolve_precision
+def resolve_hardware(device: str, precision: str, backend: str = "auto") -> tuple[str, list[str]]:
+    """(device, the engines left to measure as "backend precision") as the predictor will resolve
+    them, checked before any model loads; a value this machine cannot run is a `UserInputError`
+    naming the flag."""
+    from yolo_core.infer.engine_candidates import engine_candidates
+    from yolo_core.infer.hardware import resolve_device
+    from yolo_core.infer.host import probe_host
+    from yolo_core.runtime import cpu_thread_count
 
     try:
         resolved = resolve_device(device)
@@ -124,15 +128,11 @@ def resolve_hardware(device: str, precision: str, backend: str = "auto") -> tupl
         raise UserInputError(f"--device: {device!r} is not a device here; use {DEVICE_HELP}")
     _check_gpu_index(resolved, device)
     try:
-        chosen_backend = resolve_backend(backend, resolved, precision)
-        # As the predictor: ONNX Runtime runs fp32 only, so "auto" means fp32 there.
-        wanted = "fp32" if chosen_backend == "onnx" and precision == "auto" else precision
-        chosen_precision = resolve_precision(wanted, resolved)
+        candidates = engine_candidates(probe_host(resolved, cpu_thread_count()), backend, precision)
     except ValueError as exc:
-        raise UserInputError(f"--precision: {exception_line(exc)}") from None
-    if chosen_backend == "onnx" and chosen_precision != "fp32":
-        raise UserInputError(f"--precision: {precision!r} with --backend onnx: ONNX Runtime runs fp32 only")
-    return str(resolved), chosen_precision, chosen_backend
+        flag = "--backend" if backend != "auto" and precision == "auto" else "--precision"
+        raise UserInputError(f"{flag}: {exception_line(exc)}") from None
+    return str(resolved), [spec.name for spec in candidates]
 
 
 def _check_gpu_index(resolved: torch.device, device: str) -> None:

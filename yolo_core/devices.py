@@ -1,20 +1,23 @@
 """Which device and numeric precision a run uses: one set of rules for training and inference.
 
 Training hands Ultralytics a device string ('cpu', '0', '0,1': several GPUs mean single-node DDP);
-inference runs on one `torch.device`. Both count the visible GPUs the same way, and both pick
-precision by the same rule: `auto` is half precision on a GPU, bf16 on a CPU with bf16 matrix
-units (AMX: elsewhere oneDNN emulates bf16 and it is slower than fp32), fp32 otherwise; an
-explicit choice the device cannot honour is a `UserInputError` naming the field, never a silent
-downgrade. torch is imported only when a GPU must be counted or a `torch.device` built.
+inference runs on one `torch.device`. Both count the visible GPUs the same way. Training's
+precision: `auto` is half precision (AMP) on a GPU; on a CPU it is bf16 only where the CPU has
+bf16 instructions (AVX-512 BF16 or AMX; elsewhere bf16 is emulated, many times slower) and a
+measurement on the model says it pays (`bf16_pays`), fp32 otherwise. An explicit choice the
+device cannot honour is a `UserInputError` naming the field, never a silent downgrade.
+(Inference measures its engines and precisions instead: `yolo_core.infer.engine_choice`.)
+torch is imported only when a GPU must be counted or a `torch.device` built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from yolo_core.errors import UserInputError
-from yolo_core.vocabulary import INFERENCE_PRECISIONS, TRAINING_PRECISIONS, cpu_has_amx_bf16
+from yolo_core.vocabulary import TRAINING_PRECISIONS, cpu_has_bf16_instructions
 
 if TYPE_CHECKING:
     import torch
@@ -22,16 +25,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PrecisionNames:
-    """How one side of the toolkit names its precisions, and what it lets a CPU run."""
+    """How one side of the toolkit names its precisions."""
 
     choices: tuple[str, ...]
-    half: str  # GPU half precision: "amp" (autocast + gradient scaling) or "fp16" (a half model)
-    bf16_needs_amx: bool  # training refuses emulated bf16 on a CPU; inference runs it, slower
+    half: str  # GPU half precision: "amp" (autocast + gradient scaling)
     what: str  # how an error names the value
 
 
-TRAINING = PrecisionNames(TRAINING_PRECISIONS, "amp", True, "hyperparameter 'precision'")
-INFERENCE = PrecisionNames(INFERENCE_PRECISIONS, "fp16", False, "precision")
+TRAINING = PrecisionNames(TRAINING_PRECISIONS, "amp", "hyperparameter 'precision'")
 
 
 def visible_gpu_count() -> int:
@@ -41,11 +42,18 @@ def visible_gpu_count() -> int:
 
 
 def resolve_precision(
-    requested: str, *, on_gpu: bool, names: PrecisionNames = TRAINING, amx: bool | None = None
+    requested: str,
+    *,
+    on_gpu: bool,
+    names: PrecisionNames = TRAINING,
+    bf16_native: bool | None = None,
+    bf16_pays: Callable[[], bool] | None = None,
 ) -> str:
     """The precision to run: one of `names.choices` other than "auto".
 
-    `amx`: whether the CPU has bf16 matrix units; read from /proc/cpuinfo when None and needed.
+    `bf16_native`: whether the CPU has bf16 instructions (read from /proc/cpuinfo when None and
+    needed). `bf16_pays`: asked only for "auto" on such a CPU, whether bf16 is measurably faster
+    than fp32 for this run (None: not measured, so fp32).
     """
     if requested not in names.choices:
         raise UserInputError(f"{names.what}: {requested!r} is not one of {', '.join(names.choices)}")
@@ -53,14 +61,16 @@ def resolve_precision(
         return names.half if requested == "auto" else requested
     if requested == names.half:
         raise UserInputError(f"{names.what}: {requested!r} needs a GPU; use 'bf16' or 'fp32' on a CPU")
-    if requested == "auto" or (requested == "bf16" and names.bf16_needs_amx):
-        has_amx = cpu_has_amx_bf16() if amx is None else amx
-        if requested == "auto":
-            return "bf16" if has_amx else "fp32"
-        if not has_amx:
-            raise UserInputError(
-                f"{names.what}: 'bf16' on a CPU needs AMX (no amx_bf16 in /proc/cpuinfo); use 'fp32'"
-            )
+    if requested not in ("auto", "bf16"):
+        return requested
+    native = cpu_has_bf16_instructions() if bf16_native is None else bf16_native
+    if requested == "bf16" and not native:
+        raise UserInputError(
+            f"{names.what}: 'bf16' on a CPU needs bf16 instructions (avx512_bf16 or amx_bf16 in "
+            "/proc/cpuinfo; elsewhere it is emulated, many times slower); use 'fp32'"
+        )
+    if requested == "auto":
+        return "bf16" if native and bf16_pays is not None and bf16_pays() else "fp32"
     return requested
 
 

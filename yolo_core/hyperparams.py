@@ -85,7 +85,8 @@ class Hyperparameters:
     )
     precision: str = _hp(
         "auto",
-        "fp32, amp (fp16 mixed precision on GPU), bf16 (autocast; CPU needs AMX), or auto",
+        "fp32, amp (fp16 mixed precision, GPU), bf16 (autocast; a CPU needs avx512_bf16 or amx_bf16), "
+        "or auto (amp on a GPU; on a CPU bf16 where measured faster, else fp32)",
         choices=TRAINING_PRECISIONS,
     )
     device: str = _hp("", "'' uses every visible GPU (else the CPU), or 'cpu', '0', '0,1', ...")

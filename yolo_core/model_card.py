@@ -33,6 +33,10 @@ def _is_sha256(value: object) -> bool:
     return isinstance(value, str) and (value == "" or re.fullmatch(r"[0-9a-f]{64}", value) is not None)
 
 
+def _is_records(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
 def _is_kind(kind: type) -> Callable[[object], bool]:
     return lambda value: isinstance(value, kind)
 
@@ -49,6 +53,7 @@ _FIELD_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "weights_sha256": (_is_sha256, "the weights file's SHA-256 (64 lowercase hex digits), or empty"),
     "hyperparameters": (_is_kind(dict), "an object"),
     "extra": (_is_kind(dict), "an object"),
+    "inference_engines": (_is_records, "a list of engine-choice records (objects)"),
 }
 
 
@@ -64,6 +69,9 @@ class ModelCard:
     weights_sha256: str = ""  # checked before the weights are unpickled (yolo_core.weights)
     hyperparameters: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
+    # Engine choices measured where the model was made (yolo_core.infer.engine_choice records):
+    # a predictor on a host with the same key uses one without measuring again.
+    inference_engines: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # The card is an artifact anyone with the model may read: a tracking URI's credentials stay out.

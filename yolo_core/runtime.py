@@ -104,6 +104,18 @@ def offline_configured() -> bool:
     return _configured_threads is not None
 
 
+def import_openvino():  # noqa: ANN201 - the module, imported on demand (an optional dependency)
+    """OpenVINO without its telemetry: `import openvino` sends a usage event to Google Analytics
+    (its `openvino_telemetry` package, consent assumed where no opt-out file exists in the home
+    folder). With that package blocked in this process, OpenVINO falls back to its own no-op stub;
+    nothing is written to the user's home. Every import of OpenVINO in the toolkit goes here."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # None: `import` raises ImportError
+    import openvino
+
+    return openvino
+
+
 def passive_openmp_waits() -> None:
     """OpenMP threads that sleep while they wait, unless the environment says otherwise.
 

@@ -3,8 +3,8 @@
 All tiles of all frames given go through the predictor's batched forward passes together (SAHI
 runs one tile at a time by default); per-tile boxes are moved into frame pixels and merged across
 tiles with greedy non-maximum merging, which folds boxes cut at tile borders into whole ones.
-Tiles go to the predictor one batch at a time, with a `deadline` checked between batches: a frame
-cut into thousands of tiles cannot hold the worker past its caller's time limit.
+The predictor runs the tiles in batches, with a `deadline` checked between batches: a frame cut
+into thousands of tiles cannot hold the worker past its caller's time limit.
 """
 
 from __future__ import annotations
@@ -58,12 +58,9 @@ def predict_sliced(
             crops.append(image)
             owners.append(frame_index)
             offsets.append((0, 0))
-    batch = getattr(predictor, "batch_size", None) or max(1, len(crops))
-    per_crop: list[Detections] = []
-    for start in range(0, len(crops), batch):
-        if deadline is not None:
-            deadline.check()
-        per_crop += predictor.predict(crops[start : start + batch], conf=conf, iou=tile_iou, max_det=max_det)
+    # One call: the predictor checks the deadline before each batch, and overlaps the letterboxing
+    # of the next batch of tiles with the forward pass of this one.
+    per_crop = predictor.predict(crops, conf=conf, iou=tile_iou, max_det=max_det, deadline=deadline)
     parts: list[list[Detections]] = [[] for _ in images]
     for dets, owner, (dx, dy) in zip(per_crop, owners, offsets, strict=True):
         parts[owner].append(dets.shifted(dx, dy))

@@ -86,7 +86,9 @@ async def answer(state: ServerState, request: Request) -> Response:
     invocation = await run_in_threadpool(read_request, content_type, body, request.headers, settings)
     async with holding_pixels(state, invocation.pixels, deadline):
         decoded = await run_in_threadpool(decode_opened, invocation.opened)
-        result = await infer(state, decoded.images, invocation.options, deadline)
+        # Letterboxed here, in the request's thread, while the worker runs other requests' batches.
+        inputs = await run_in_threadpool(state.model.prepare, decoded.images, invocation.options)
+        result = await infer(state, inputs, invocation.options, deadline)
         shapes = [image.shape for image in decoded.images]
         encoded = encode_response(shapes, result, state.class_names, decoded.single)
         if state.capture is not None:

@@ -28,6 +28,8 @@ class PredictorLike(Protocol):
 
     def source(self, image: np.ndarray) -> object: ...
 
+    def prepare(self, image: np.ndarray) -> object: ...
+
 
 class ModelHolder:
     def __init__(
@@ -84,17 +86,30 @@ class ModelHolder:
         """Full batches of the expected frame size, so that allocation and kernel selection happen
         before /ping says 200, not in the first clients' requests. On a GPU every batch size gets a
         pass too: cuDNN builds a plan per input shape (up to a second each, measured on an H200),
-        and micro-batches come in every size."""
+        OpenVINO compiles one (~0.3 s), and micro-batches come in every size."""
+        if self._warmup_batches == 0:
+            return
         width, height = self._warmup_shape or (predictor.imgsz, predictor.imgsz)
-        image = np.zeros((height, width, 3), dtype=np.uint8)
-        sizes = [predictor.batch_size] * self._warmup_batches
-        if getattr(getattr(predictor, "device", None), "type", "") == "cuda":
-            sizes = list(range(1, predictor.batch_size + 1)) + sizes
+        image = predictor.prepare(np.zeros((height, width, 3), dtype=np.uint8))
+        sizes = list(range(1, predictor.batch_size)) + [predictor.batch_size] * self._warmup_batches
         for size in sizes:
             predictor.predict([image] * size)
 
+    def prepare(self, images: list[np.ndarray], options: InferenceOptions) -> list:
+        """Decoded images as the predictor's batches take them fastest (letterboxed alone, ahead
+        of the batch: `Predictor.prepare`); sliced requests keep whole frames, to be cut."""
+        predictor = self.predictor
+        if predictor is None or options.sliced:
+            return images
+        return [predictor.prepare(image) for image in images]
+
+    def engine_record(self) -> dict | None:
+        """How the engine was chosen, with the timings (`EngineChoice.to_record`), for /metrics."""
+        choice = getattr(self.predictor, "engine_choice", None)
+        return choice.to_record() if choice is not None else None
+
     def run(
-        self, images: list[np.ndarray], options: InferenceOptions, deadline: Deadline | None = None
+        self, images: list, options: InferenceOptions, deadline: Deadline | None = None
     ) -> list[Detections]:
         """One forward pass (or one sliced pass) over images that share `options`; `deadline` is
         checked between forward passes (`DeadlineExceeded`)."""

@@ -118,7 +118,8 @@ class ServerState:
         return 503, {"status": "loading"}
 
     def metrics(self) -> dict:
-        """`/metrics`: batching, queues, budgets, errors and capture, as numbers."""
+        """`/metrics`: batching, queues, budgets, errors and capture, as numbers; the inference
+        engine and how it was chosen (null until the model is loaded)."""
         capture = self.capture
         return {
             "model_ready": self.model.ready,
@@ -134,4 +135,5 @@ class ServerState:
             "captured": capture.lines_written if capture else 0,
             "capture_failed": capture.lines_failed if capture else 0,
             "capture_dropped": capture.lines_dropped if capture else 0,
+            "engine": self.model.engine_record(),
         }

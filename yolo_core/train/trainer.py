@@ -34,7 +34,7 @@ from yolo_core.train.augment import AugmentConfig, augment_config
 from yolo_core.train.checkpoint import Checkpoint, CheckpointStore, atomic_copy
 from yolo_core.train.data_source import DataSpec, dataset_hash, read_data_yaml
 from yolo_core.train.devices import resolve_batch, resolve_device
-from yolo_core.train.precision import resolve_precision, ultralytics_amp_arg
+from yolo_core.train.precision import cpu_bf16_speedup, resolve_precision, ultralytics_amp_arg
 from yolo_core.train.run_state import FINISHED, RunState
 from yolo_core.train.spot import StopSignal, TrainingInterrupted
 from yolo_core.train.tracking import LocalStore, NoTracker, RunTracker, TrackingCallbacks
@@ -43,6 +43,7 @@ from yolo_core.weights import sha256_of
 
 LOG = logging.getLogger(__name__)
 RUN_SUBDIR = "run"
+SERVER_BATCH = 8
 CARD_METRICS = {
     "metrics/precision(B)": "precision",
     "metrics/recall(B)": "recall",
@@ -76,6 +77,9 @@ class TrainingJob:
     work_dir: Path | None = None  # scratch space (the live MLflow database); a temp dir if None
     handle_signals: bool = True  # SIGTERM/SIGINT -> checkpoint and TrainingInterrupted
     callbacks: Mapping[str, Sequence[Callable]] = field(default_factory=dict)  # extra Ultralytics callbacks
+    # Measure the inference engines for the model on this host (a few seconds) and record the
+    # choice in model.json, so a server on a host like this one starts without measuring.
+    record_inference_engine: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,16 +137,23 @@ def _plan(job: TrainingJob, state: RunState | None) -> _Plan:
     hp = _recorded_hyperparameters(state, job.hyperparameters) if state else job.hyperparameters
     augment = AugmentConfig(**state.augment) if state else augment_config(hp.augment, hp.augment_overrides)
     device = resolve_device(hp.device)
+    threads = hp.threads or cpu_thread_count()
     if device == "cpu":
-        apply_thread_count(hp.threads or cpu_thread_count())
+        apply_thread_count(threads)
     run_dir = Path(job.checkpoint_dir).resolve() / RUN_SUBDIR
+    data = read_data_yaml(job.data_yaml)
+    batch = resolve_batch(hp.batch, device)
+
+    def bf16_speedup() -> float:  # measured only for "auto" on a CPU with bf16 instructions
+        return cpu_bf16_speedup(hp.model, len(data.class_names), hp.imgsz, batch, threads)
+
     return _Plan(
         hp=hp,
         augment=augment,
-        data=read_data_yaml(job.data_yaml),
+        data=data,
         device=device,
-        precision=resolve_precision(hp.precision, device),
-        batch=resolve_batch(hp.batch, device),
+        precision=resolve_precision(hp.precision, device, bf16_speedup=bf16_speedup),
+        batch=batch,
         run_dir=run_dir,
         store=CheckpointStore(run_dir / "weights"),
     )
@@ -278,6 +289,25 @@ def _finalize_stored_run(plan: _Plan) -> dict[str, float]:
     return _validate(final, plan)
 
 
+def _inference_engines(weights: Path, plan: _Plan) -> list[dict]:
+    """The engine choice measured for the exported weights on this host, as a card record; none
+    (and a warning) if measuring fails: a model must not be lost to a benchmark."""
+    from yolo_core.infer.engine_choice import measure_model_engines
+    from yolo_core.infer.hardware import resolve_device as inference_device
+
+    device = inference_device("cpu" if plan.device == "cpu" else plan.device.split(",")[0])
+    batch = 8 if plan.device == "cpu" else 16  # the server's default micro-batch (entrypoints.serve)
+    try:
+        choice = measure_model_engines(
+            weights, plan.hp.imgsz, device, batch, plan.hp.threads or cpu_thread_count()
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded as absent; serving measures again
+        LOG.warning("measuring the inference engines failed (%s); model.json records none", exc)
+        return []
+    LOG.info("inference engine for this host: %s", choice.summary())
+    return [choice.to_record()]
+
+
 def _export(plan: _Plan, state: RunState, job: TrainingJob) -> ModelCard:
     """best weights (stripped) + model.json into the model folder."""
     model_dir = Path(job.model_dir)
@@ -291,6 +321,7 @@ def _export(plan: _Plan, state: RunState, job: TrainingJob) -> ModelCard:
         model=plan.hp.model,
         weights_sha256=sha256_of(weights),  # readers refuse weights that differ (yolo_core.weights)
         hyperparameters=plan.hp.to_dict(),
+        inference_engines=_inference_engines(weights, plan) if job.record_inference_engine else [],
         extra={
             "epochs_completed": state.epochs_completed,
             "resumes": state.resumes,
