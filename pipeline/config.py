@@ -227,7 +227,9 @@ GUARDED_ACTIONS = ("approve", "reject", "promote", "deploy", "rollback")
 GovernanceRole = Literal["data_scientist", "ml_engineer", "ci"]
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 _ROLE_PATTERN = re.compile(r"^[\w+=,.@*?-]{1,64}$")
-_OIDC_SUBJECT = re.compile(r"^repo:[\w.-]+/[\w.-]+:(ref:refs/(heads|tags)/[\w./*-]+|environment:[\w.-]+|pull_request)$")
+_OIDC_SUBJECT = re.compile(
+    r"^repo:[\w.-]+/[\w.-]+:(ref:refs/(heads|tags)/[\w./*-]+|environment:[\w.-]+|pull_request)$"
+)
 # Separation of duties (the definition of the roles): a data scientist never decides on a
 # model or promotes one, and deploys or rolls back only in dev.
 _NEVER_DATA_SCIENTIST = {"approve", "reject", "promote"}
