@@ -39,7 +39,7 @@ def _ref_candidate() -> Candidate:
 
 def endpoint_template(config: EnvConfig, deployment: Deployment, stage: str) -> dict[str, Any]:
     candidate = _ref_candidate()
-    model = model_request("unused", config.roles.execution, stage, candidate)
+    model = model_request("unused", config.roles.job_role("hosting"), stage, candidate)
     model.pop("ModelName")
     endpoint_config = endpoint_config_request(deployment, stage, "unused", "unused", candidate)
     endpoint_config.pop("EndpointConfigName")
