@@ -240,15 +240,8 @@ class Principal(_Strict):
     """An IAM role that acts as one governance role: `name` is the role the roles stack creates;
     `match` adds role-name patterns that count as it too (for example SSO permission-set roles)."""
 
-    name: str
+    name: str = Field(pattern=_ROLE_NAME.pattern, description="an IAM role name")
     match: list[str] = Field(default_factory=list, description="fnmatch patterns of more role names")
-
-    @field_validator("name")
-    @classmethod
-    def _is_role_name(cls, value: str) -> str:
-        if not _ROLE_NAME.match(value):
-            raise ValueError(f"{value!r} is not an IAM role name")
-        return value
 
     @field_validator("match")
     @classmethod

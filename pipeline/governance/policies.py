@@ -477,20 +477,23 @@ def role_policies(config: EnvConfig) -> dict[str, dict[str, Any]]:
     return {key: _DOCUMENTS[key](scope) for key in ROLE_KEYS}
 
 
+def service_trust(service: str, account: Any) -> dict[str, Any]:
+    """`service` may assume the role, on behalf of `account` only (no confused deputy)."""
+    return {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+    }
+
+
 def trust_policy(config: EnvConfig, key: str) -> dict[str, Any]:
     """Who may assume each role: SageMaker for its roles; people of this account signed in with MFA
     for data scientists and ML engineers; GitHub's OIDC tokens of the configured subjects (and
     CodeBuild here) for CI."""
     account = config.account
     if key in SERVICE_ROLES:
-        return _document(
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": SAGEMAKER},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        )
+        return _document(service_trust(SAGEMAKER, account))
     if key == "ci":
         trust = config.governance.ci
         github = {
@@ -504,12 +507,7 @@ def trust_policy(config: EnvConfig, key: str) -> dict[str, Any]:
                 }
             },
         }
-        codebuild = {
-            "Effect": "Allow",
-            "Principal": {"Service": "codebuild.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-        }
+        codebuild = service_trust("codebuild.amazonaws.com", account)
         return _document(github, codebuild if trust.codebuild else {})
     return _document(
         {

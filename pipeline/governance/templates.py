@@ -17,7 +17,13 @@ import json
 from typing import Any
 
 from pipeline.config import EnvConfig
-from pipeline.governance.policies import GITHUB_OIDC, role_names, role_policies, trust_policy
+from pipeline.governance.policies import (
+    GITHUB_OIDC,
+    role_names,
+    role_policies,
+    service_trust,
+    trust_policy,
+)
 
 BUILD_SPEC = "ci/buildspec-build.yml"
 DEPLOY_SPEC = "ci/buildspec-deploy.yml"
@@ -170,14 +176,7 @@ def _pipeline_role(config: EnvConfig) -> dict[str, Any]:
             "Description": f"{config.governance.resource_prefix}: CodePipeline runs the CI projects",
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "codepipeline.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-                    }
-                ],
+                "Statement": [service_trust("codepipeline.amazonaws.com", {"Ref": "AWS::AccountId"})],
             },
             "Policies": [
                 {
