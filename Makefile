@@ -122,4 +122,65 @@ train-tree: setup
 	$(PY) -m pipeline layout --dataset $(DATASET) --opt-ml $(OPT_ML) $(addprefix --hp ,$(HP))
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache $(CI_OUT)
+
+# ---- CI/CD: the steps of .github/workflows/*.yml and ci/buildspec-*.yml (README "CI/CD and governance") ----
+# Any CI calls these after `make setup`; none of them installs anything. ENV: dev, staging or prod.
+# MODEL_VERSION and REASON reach the commands as environment variables, never as Make text, so a
+# workflow input cannot become shell code. TRACKING_URI: the MLflow store the registry resolves in.
+ENV := dev# not ?=: a shell's own ENV (a startup file) must not pick the environment; ENV=... on the command line does
+CI_OUT ?= .ci-out
+TRACKING_URI ?=
+HOLDOUT ?=
+CI_TRACKING = $(if $(TRACKING_URI),--tracking-uri "$$TRACKING_URI")
+CI_HOLDOUT = $(if $(HOLDOUT),--holdout "$$HOLDOUT")
+export MODEL_VERSION REASON TRACKING_URI HOLDOUT
+.PHONY: ci-env ci-lint ci-test ci-definition ci-build ci-push ci-upsert ci-start ci-deploy ci-promote ci-audit
+
+# Checked by make before any shell sees it: ENV is pasted into the commands below.
+ci-env:
+	$(if $(filter-out dev staging prod,$(ENV))$(filter-out 1,$(words $(ENV))),$(error ENV: choose one of dev, staging, prod),@:)
+
+# ruff; the workflows (actionlint, zizmor offline); the templates (cfn-lint); the IAM policies (parliament).
+ci-lint: ci-env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --no-progress .github/workflows
+	rm -rf $(CI_OUT)/templates
+	$(PY) -m pipeline templates --env $(ENV) --out $(CI_OUT)/templates
+	$(VENV)/bin/cfn-lint $(CI_OUT)/templates/*.json
+	$(PY) tests/lint_policies.py --env $(ENV)
+
+# The fast selection that gates a build (marker `ci`); the whole suite is `make test`.
+ci-test:
+	$(PY) -m pytest -q -m ci -p no:cacheprovider
+
+ci-definition: ci-env
+	$(PY) -m pipeline definition --env $(ENV) --out $(CI_OUT)/pipeline-$(ENV).json
+
+ci-build:
+	$(MAKE) build
+
+ci-push:
+	$(MAKE) push
+
+ci-upsert: ci-env
+	$(PY) -m pipeline upsert --env $(ENV)
+
+ci-start: ci-env
+	$(PY) -m pipeline start --env $(ENV) --display-name "ci-$${GITHUB_RUN_ID:-$${CODEBUILD_BUILD_NUMBER:-local}}"
+
+# Staging, its tests (smoke, accuracy, latency: exit 1 refuses the version) and the environment's gate.
+ci-deploy: ci-env
+	@test -n "$$MODEL_VERSION" || { echo "error: make ci-deploy: give MODEL_VERSION (a version or package ARN)" >&2; exit 1; }
+	$(PY) -m pipeline deploy --env $(ENV) --version "$$MODEL_VERSION" $(CI_TRACKING) $(CI_HOLDOUT)
+
+# Production, once the manual gate (a protected environment, a CodePipeline approval) let the job run.
+ci-promote: ci-env
+	@test -n "$$MODEL_VERSION" || { echo "error: make ci-promote: give MODEL_VERSION" >&2; exit 1; }
+	$(PY) -m pipeline promote --env $(ENV) --version "$$MODEL_VERSION" $(CI_TRACKING) \
+	  --reason "$${REASON:-passed the manual gate of CI run $${GITHUB_RUN_ID:-$${CODEBUILD_BUILD_ID:-?}}}"
+
+ci-audit: ci-env
+	$(PY) -m pipeline audit --env $(ENV)

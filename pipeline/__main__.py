@@ -5,17 +5,18 @@ approve or reject registered models, show their lineage, and run the demo.
   upsert      create or update the pipeline in SageMaker
   start       start an execution (parameters as -p Name=Value)
   local       run the same DAG on this machine (subprocesses, or --docker images)
-  approve     approve a registered model version (MLflow and SageMaker, audit-logged)
-  reject      reject a registered model version
+  approve     approve a registered model version (MLflow and SageMaker; ML engineers; audited)
+  reject      reject a registered model version (ML engineers; audited)
   lineage     data, code, images and pipeline run behind a model version
   features    write a baseline's image statistics to the feature store
   layout      lay out a SageMaker training tree (/opt/ml) from a dataset folder, for `make run-train`
   deploy      an approved version: staging, its tests, the gate, production (blue/green)
-  promote     pass the manual gate: the staged version to production (audit-logged)
-  rollback    put the previous production version back (audit-logged)
+  promote     pass the manual gate: the staged version to production (audited)
+  rollback    put the previous production version back (audited)
   stop        stop the staging and production servers `deploy --local` started
   templates   CloudFormation for the endpoints, alarms, autoscaling and the approval rule
   monitor     the monitoring pipeline: --local over a capture folder, --definition, --upsert
+  audit       the audit trail: every decision and refusal of approve/reject/deploy/promote/rollback
   demo        synthetic data -> local pipeline -> registry -> approval -> local serving
 """
 
@@ -48,7 +49,9 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tracking-uri", default="", help="MLflow URI (default: sqlite in --work-dir)")
     parser.add_argument(
-        "--audit-log", type=Path, help="approval audit log (default: <work-dir>/registry-audit.jsonl)"
+        "--audit-log",
+        type=Path,
+        help="audit trail file (default: the S3 trail; --local: <work-dir>/registry-audit.jsonl)",
     )
 
 
@@ -125,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     from pipeline.monitoring.cli import add_arguments as add_monitor_arguments
 
     add_monitor_arguments(commands, _env_args, _store_args, VERSION_HELP)
+
+    from pipeline.governance.cli import add_arguments as add_audit_arguments
+
+    add_audit_arguments(commands, _env_args, _store_args, VERSION_HELP)
 
     demo = commands.add_parser("demo", help="the whole path on synthetic data, on this machine")
     from pipeline.demo import add_demo_arguments
@@ -230,22 +237,24 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0 if result.status == "Succeeded" else 1
 
 
-def _registry(args: argparse.Namespace):
+def _registry(args: argparse.Namespace, audit=None):
     from pipeline.aws import AwsClients
     from pipeline.registry import ModelRegistry
     from pipeline.tracking import default_tracking_uri
 
     config = _config(args)
     tracking_uri = args.tracking_uri or default_tracking_uri(args.work_dir)
-    audit = args.audit_log or args.work_dir / "registry-audit.jsonl"
+    audit = audit or args.audit_log or args.work_dir / "registry-audit.jsonl"
     return ModelRegistry(config, tracking_uri, AwsClients(config.region), audit)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
     from pipeline.aws import refuse_placeholder_account
+    from pipeline.governance.enforce import guard
 
-    refuse_placeholder_account(_config(args), args.command)
-    registry = _registry(args)
+    config = _config(args)
+    refuse_placeholder_account(config, args.command)
+    registry = _registry(args, guard(args, config, args.version))
     decide = registry.approve if args.command == "approve" else registry.reject
     model = decide(args.version, args.reason, args.who or None)
     print(f"{model.name} version {model.version}: {model.status} (MLflow and {model.model_package_arn})")
@@ -289,6 +298,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return run(args, _config(args), _registry(args) if needs_registry else None)
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from pipeline.governance.cli import run
+
+    return run(args, _config(args))
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from pipeline.monitoring.cli import run
 
@@ -317,6 +332,7 @@ COMMANDS = {
     "stop": cmd_deploy,
     "templates": cmd_deploy,
     "monitor": cmd_monitor,
+    "audit": cmd_audit,
     "demo": cmd_demo,
 }
 

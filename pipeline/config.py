@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from yolo_core.errors import UserInputError, one_line
 
@@ -39,16 +47,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Roles(_Strict):
-    execution: str = Field(description="role the Processing and Training jobs run as")
-    pipeline: str = Field(description="role SageMaker Pipelines assumes to start the jobs")
+JOB_KINDS = ("processing", "training", "hosting", "monitoring")
 
-    @field_validator("execution", "pipeline")
+
+class Roles(_Strict):
+    """The roles SageMaker runs things as: one per kind of job where named (least privilege for each,
+    `pipeline/governance/policies.py`), else `execution`."""
+
+    execution: str = Field(description="role of every kind of job not named below")
+    pipeline: str = Field(description="role SageMaker Pipelines assumes to start the jobs")
+    processing: str = Field(default="", description="preprocess, evaluate and feature-store jobs")
+    training: str = Field(default="", description="training jobs")
+    hosting: str = Field(default="", description="the endpoints' models")
+    monitoring: str = Field(default="", description="the monitoring pipeline's job (publishes alerts)")
+
+    @field_validator("execution", "pipeline", *JOB_KINDS)
     @classmethod
-    def _is_role_arn(cls, value: str) -> str:
-        if not _ROLE_ARN.match(value):
+    def _is_role_arn(cls, value: str, info: ValidationInfo) -> str:
+        if (value or info.field_name in {"execution", "pipeline"}) and not _ROLE_ARN.match(value):
             raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
         return value
+
+    def job_role(self, kind: str) -> str:
+        """The role a job of `kind` (one of JOB_KINDS) runs as."""
+        return getattr(self, kind) or self.execution
 
 
 class Images(_Strict):
@@ -200,6 +222,93 @@ class Deployment(_Strict):
         return value
 
 
+GOVERNANCE_ROLES = ("data_scientist", "ml_engineer", "ci")
+GUARDED_ACTIONS = ("approve", "reject", "promote", "deploy", "rollback")
+GovernanceRole = Literal["data_scientist", "ml_engineer", "ci"]
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ROLE_PATTERN = re.compile(r"^[\w+=,.@*?-]{1,64}$")
+_OIDC_SUBJECT = re.compile(
+    r"^repo:[\w.-]+/[\w.-]+:(ref:refs/(heads|tags)/[\w./*-]+|environment:[\w.-]+|pull_request)$"
+)
+# Separation of duties (the issue's definition of the roles): a data scientist never decides on a
+# model or promotes one, and deploys or rolls back only in dev.
+_NEVER_DATA_SCIENTIST = {"approve", "reject", "promote"}
+_DEV_ONLY_DATA_SCIENTIST = {"deploy", "rollback"}
+
+
+class Principal(_Strict):
+    """An IAM role that acts as one governance role: `name` is the role the roles stack creates;
+    `match` adds role-name patterns that count as it too (for example SSO permission-set roles)."""
+
+    name: str = Field(pattern=_ROLE_NAME.pattern, description="an IAM role name")
+    match: list[str] = Field(default_factory=list, description="fnmatch patterns of more role names")
+
+    @field_validator("match")
+    @classmethod
+    def _are_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not _ROLE_PATTERN.match(pattern):
+                raise ValueError(f"{pattern!r} is not an IAM role name pattern")
+        return value
+
+
+class Principals(_Strict):
+    data_scientist: Principal
+    ml_engineer: Principal
+    ci: Principal
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Principals:
+        names = [getattr(self, role).name for role in GOVERNANCE_ROLES]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each governance role needs its own IAM role ({', '.join(names)})")
+        return self
+
+
+class Allowed(_Strict):
+    """Which governance roles may carry out each guarded command in this environment."""
+
+    approve: list[GovernanceRole] = ["ml_engineer"]
+    reject: list[GovernanceRole] = ["ml_engineer"]
+    promote: list[GovernanceRole] = ["ml_engineer"]
+    deploy: list[GovernanceRole] = ["ml_engineer", "ci"]
+    rollback: list[GovernanceRole] = ["ml_engineer"]
+
+
+class CiTrust(_Strict):
+    """Who may assume the CI role: GitHub Actions through OIDC (`repository` and the `sub` claims
+    trusted, e.g. a branch or a protected environment), and CodeBuild in this account."""
+
+    github_repository: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    github_subjects: list[str] = Field(min_length=1)
+    codebuild: bool = Field(default=True, description="the CodePipeline stack's CodeBuild may assume it")
+
+    @model_validator(mode="after")
+    def _subjects_of_the_repository(self) -> CiTrust:
+        for subject in self.github_subjects:
+            if not _OIDC_SUBJECT.match(subject) or not subject.startswith(f"repo:{self.github_repository}:"):
+                raise ValueError(
+                    f"{subject!r} is not an OIDC subject of {self.github_repository} "
+                    f"(repo:{self.github_repository}:ref:refs/heads/<branch> or :environment:<name>)"
+                )
+        return self
+
+
+class Governance(_Strict):
+    """Who may do what (`pipeline/governance/`): the IAM roles of each governance role, what each
+    may do here, the name prefix every policy is scoped to, and where the audit trail goes."""
+
+    resource_prefix: str = Field(pattern=_NAME.pattern, description="every named resource starts with it")
+    principals: Principals
+    allowed: Allowed = Allowed()
+    local_role: GovernanceRole = Field(
+        default="ml_engineer", description="--local commands: the OS user acts as this role (no AWS)"
+    )
+    audit_prefix: str = Field(default="audit", pattern=r"^[\w.-]+(/[\w.-]+)*$")
+    ci: CiTrust
+    tags: dict[str, str] = Field(default_factory=dict, description="tags on the roles the stack creates")
+
+
 class EnvConfig(_Strict):
     """Everything that differs between dev, staging and prod."""
 
@@ -223,6 +332,33 @@ class EnvConfig(_Strict):
     training: Training = Training()
     feature_store: FeatureStore
     deployment: Deployment
+    governance: Governance
+
+    @model_validator(mode="after")
+    def _governed_names(self) -> EnvConfig:
+        """The policies are scoped by the prefix: a name outside it would be out of every role's reach."""
+        prefix = self.governance.resource_prefix
+        names = {
+            "pipeline_name": self.pipeline_name,
+            "model_package_group": self.model_package_group,
+            "deployment.project": self.deployment.project,
+            "feature_store.feature_group": self.feature_store.feature_group,
+        }
+        outside = [f"{field} {name!r}" for field, name in names.items() if not name.startswith(prefix)]
+        if outside:
+            raise ValueError(f"governance.resource_prefix {prefix!r} does not start {', '.join(outside)}")
+        allowed = self.governance.allowed
+        for action in GUARDED_ACTIONS:
+            roles = getattr(allowed, action)
+            if "data_scientist" in roles and (
+                action in _NEVER_DATA_SCIENTIST or (action in _DEV_ONLY_DATA_SCIENTIST and self.name != "dev")
+            ):
+                where = "anywhere" if action in _NEVER_DATA_SCIENTIST else f"in {self.name}"
+                raise ValueError(
+                    f"governance.allowed.{action}: a data scientist may not {action} {where} "
+                    "(separation of duties)"
+                )
+        return self
 
     @field_validator("region")
     @classmethod

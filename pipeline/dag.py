@@ -110,6 +110,7 @@ class ProcessingStep:
     # Talks to AWS and MLflow rather than computing from its inputs: the local runner never
     # caches it, and runs it on the host (where the tracking store and the AWS endpoint are).
     service: bool = False
+    role: str = "processing"  # the kind of job whose role it runs as (config `roles`, JOB_KINDS)
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,7 @@ def feature_store_arguments(config: EnvConfig | None) -> tuple[Value, ...]:
         "--offline-store-uri",
         config.s3_uri(config.feature_store.offline_prefix),
         "--role-arn",
-        config.roles.execution,
+        config.roles.job_role("processing"),
         "--region",
         config.region,
     )

@@ -136,7 +136,9 @@ class FeatureGroupSpec:
         if isinstance(target, FeatureGroupSpec):
             return target
         store = target.feature_store
-        return cls(store.feature_group, target.s3_uri(store.offline_prefix), target.roles.execution)
+        return cls(
+            store.feature_group, target.s3_uri(store.offline_prefix), target.roles.job_role("processing")
+        )
 
 
 def feature_group_request(target: EnvConfig | FeatureGroupSpec) -> dict[str, Any]:

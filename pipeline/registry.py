@@ -2,7 +2,8 @@
 
 Registering writes both, each pointing at the other (an MLflow tag holds the package ARN, the
 package's metadata holds the MLflow name and version); approving or rejecting changes both, undoing
-the first change if the second fails, and appends who, when and why to an audit log (JSON lines).
+the first change if the second fails, and records who, when and why in the audit trail
+(`pipeline/governance/audit.py`: the environment's S3 prefix, or a local file).
 `lineage` answers, for one model version, which data, code, images and pipeline run made it.
 """
 
@@ -22,6 +23,7 @@ from pipeline.artifacts import split_s3_uri
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
 from pipeline.dag import MODEL_CONTENT_TYPES, MODEL_RESPONSE_TYPES
+from pipeline.governance.audit import AuditTrail, as_trail
 from yolo_core.errors import UserInputError
 from yolo_core.model_card import ModelCard
 from yolo_core.retry import TRACKING, apply_mlflow_http_policy, call_with_retry
@@ -74,14 +76,6 @@ def _pack_model(model_dir: Path, target: Path) -> Path:
     return target
 
 
-def write_audit(audit_log: Path, entry: dict[str, Any]) -> None:
-    """Appends one decision (approval, promotion, rollback) to an audit log of JSON lines."""
-    audit_log = Path(audit_log)
-    audit_log.parent.mkdir(parents=True, exist_ok=True)
-    with audit_log.open("a") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
-
-
 def evaluation_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
     """`{"metrics": {"map50": {"value": v}}}` -> `{"map50": v}` (the PropertyFile's shape)."""
     try:
@@ -114,7 +108,9 @@ def _drift_check_baselines(urls: dict[str, str]) -> dict[str, Any]:
 
 
 class ModelRegistry:
-    def __init__(self, config: EnvConfig, tracking_uri: str, aws: AwsClients, audit_log: Path) -> None:
+    def __init__(
+        self, config: EnvConfig, tracking_uri: str, aws: AwsClients, audit_log: AuditTrail | Path
+    ) -> None:
         from mlflow import MlflowClient
 
         apply_mlflow_http_policy()  # MLflow's HTTP client fails fast: TRACKING below does the retrying
@@ -122,7 +118,7 @@ class ModelRegistry:
         self.name = config.model_package_group
         self.mlflow = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.aws = aws
-        self.audit_log = Path(audit_log)
+        self.audit_log = as_trail(audit_log)
 
     # -- registration -----------------------------------------------------------------------
     def register(
@@ -430,12 +426,10 @@ class ModelRegistry:
             return ""
 
     def _audit(self, entry: dict[str, Any]) -> None:
-        write_audit(self.audit_log, entry)
+        self.audit_log.record({**entry, "environment": self.config.name})
 
     def audit_entries(self, version: str | None = None) -> list[dict[str, Any]]:
-        if not self.audit_log.is_file():
-            return []
-        entries = [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+        entries = self.audit_log.read()
         return [
             e
             for e in entries

@@ -214,7 +214,7 @@ class _Renderer:
         from sagemaker.mlops.workflow.steps import ProcessingStep
 
         processor = Processor(
-            role=self.config.roles.execution,
+            role=self.config.roles.job_role(step.role),
             image_uri=self.image_uri(step.image),
             instance_count=1,
             instance_type=self.params[step.instance_type.name],
@@ -271,7 +271,7 @@ class _Renderer:
         )
         trainer = ModelTrainer(
             training_image=self.image_uri(step.image),
-            role=self.config.roles.execution,
+            role=self.config.roles.job_role("training"),
             base_job_name=self.base_job_name(step.name),
             compute=Compute(
                 instance_type=self.params[step.instance_type.name],
@@ -310,7 +310,7 @@ class _Renderer:
         builder = ModelBuilder(
             image_uri=self.image_uri(step.image),
             s3_model_data_url=self.source(step.model),
-            role_arn=self.config.roles.execution,
+            role_arn=self.config.roles.job_role("hosting"),
             sagemaker_session=self.session,
             dependencies={},
             log_level=logging.WARNING,

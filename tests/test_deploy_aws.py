@@ -41,7 +41,7 @@ def deployer(aws_env) -> SageMakerDeployer:
     clients = AwsClients(CONFIG.region)
     clients.ensure_bucket(CONFIG.bucket)
     history = History(CONFIG.s3_uri("deployments", DEPLOYMENT.project), clients.s3)
-    return SageMakerDeployer(DEPLOYMENT, CONFIG.roles.execution, clients, history, poll_s=0)
+    return SageMakerDeployer(DEPLOYMENT, CONFIG.roles.job_role("hosting"), clients, history, poll_s=0)
 
 
 def candidate(version: str) -> Candidate:

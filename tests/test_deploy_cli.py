@@ -4,7 +4,8 @@ model was registered the way the local runner registers it (MLflow run + SageMak
 Locally: `deploy --local` reads the version from MLflow, fetches its `model` artifact and serves
 it; a second version replaces it; `rollback --local` brings the first back. On SageMaker (moto):
 `promote --env prod` reads the package's approval and creates the production endpoint. The models
-are random yolo11n (their registered mAP50-95 is 0.0, which a random model meets).
+are random yolo11n (their registered mAP50-95 is 0.0, which a random model meets). Approvals,
+promotions and rollbacks are guarded: they run as an ML engineer's assumed-role session.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+from governance_support import act_as, create_roles
 from test_deploy_local import answers, holdout_set, model
 
 from pipeline.aws import AwsClients
@@ -82,9 +84,13 @@ def test_local_deploy_and_rollback_commands_as_the_readme_writes_them(
     tmp_path: Path, aws_env, guarded_subprocess_env: dict
 ) -> None:
     env = {**guarded_subprocess_env, **aws_env.env(), "OMP_NUM_THREADS": "1"}
+    create_roles(load_config("dev"))
+    engineer = {**env, **act_as(load_config("dev"), "ml_engineer", "bob")}
     holdout, names = holdout_set(tmp_path / "holdout")
     work = tmp_path / ".demo"
     first = register(work, "dev", model(tmp_path / "v1", names), 0.0)
+    # Approvals go to the environment's S3 trail unless a file is named: here, the local one.
+    trail = "--work-dir .demo --audit-log .demo/registry-audit.jsonl"
     state = LocalDeployer(work / "deploy" / "dev")
     deploy = f"deploy --local --env dev --version latest --holdout {holdout} --work-dir .demo"
     try:
@@ -93,9 +99,7 @@ def test_local_deploy_and_rollback_commands_as_the_readme_writes_them(
             f"error: model drone-yolo-dev version {first} is PendingManualApproval: approve it first "
             f"(python -m pipeline approve --version {first} --reason ...)"
         )
-        approve = pipeline_command(
-            tmp_path, env, f"approve --version {first} --reason tested --work-dir .demo"
-        )
+        approve = pipeline_command(tmp_path, engineer, f"approve --version {first} --reason tested {trail}")
         assert approve.returncode == 0, approve.stderr
 
         done = pipeline_command(tmp_path, env, deploy)
@@ -105,7 +109,7 @@ def test_local_deploy_and_rollback_commands_as_the_readme_writes_them(
         assert set(v1) == {"staging", "production"} and all(answers(url) for url in v1.values())
 
         second = register(work, "dev", model(tmp_path / "v2", names), 0.0)
-        pipeline_command(tmp_path, env, f"approve --version {second} --reason tested --work-dir .demo")
+        pipeline_command(tmp_path, engineer, f"approve --version {second} --reason tested {trail}")
         done = pipeline_command(tmp_path, env, deploy)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"version {second} live" in done.stdout
@@ -137,18 +141,22 @@ def test_local_deploy_and_rollback_commands_as_the_readme_writes_them(
 
 
 def test_promote_and_rollback_on_sagemaker_as_the_readme_writes_them(
-    tmp_path: Path, aws_env, guarded_subprocess_env: dict
+    tmp_path: Path, aws_env, guarded_subprocess_env: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """prod's gate is manual: `promote` reads the package's approval in SageMaker and the staging
-    report in the deployment history (recorded here: moto cannot run the staging test)."""
-    env = {**guarded_subprocess_env, **aws_env.env()}
+    report in the deployment history (recorded here: moto cannot run the staging test). Everything
+    happens in prod's account: registered by its CI role, decided by its ML engineer."""
+    config = load_config("prod")
+    create_roles(config)
+    for key, value in act_as(config, "ci", "model-build").items():
+        monkeypatch.setenv(key, value)
+    env = {**guarded_subprocess_env, **aws_env.env(), **act_as(config, "ml_engineer", "bob")}
     version = register(tmp_path / ".pipeline", "prod", model(tmp_path / "v1", ["car", "pedestrian"]), 0.0)
     promote = f'promote --env prod --version {version} --reason "staging looks right"'
     refused = pipeline_command(tmp_path, env, promote)
     assert "is PendingManualApproval: approve it first" in one_line_error(refused)
     pipeline_command(tmp_path, env, f"approve --env prod --version {version} --reason tested")
 
-    config = load_config("prod")
     history = History(
         config.s3_uri("deployments", build_deployment(config).project), AwsClients(config.region).s3
     )
@@ -157,10 +165,8 @@ def test_promote_and_rollback_on_sagemaker_as_the_readme_writes_them(
     done = pipeline_command(tmp_path, env, promote)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == f"production drone-yolo-prod-prod: version {version} live"
-    audit = [
-        json.loads(line)
-        for line in (tmp_path / ".pipeline" / "registry-audit.jsonl").read_text().splitlines()
-    ]
+    listed = pipeline_command(tmp_path, env, "audit --env prod --json").stdout.splitlines()
+    audit = [json.loads(line) for line in listed]
     assert audit[-1]["action"] == "Promoted" and audit[-1]["reason"] == "staging looks right"
 
     back = pipeline_command(tmp_path, env, 'rollback --env prod --reason "latency regression"')

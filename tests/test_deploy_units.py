@@ -126,7 +126,7 @@ def test_templates_command_and_bad_input(tmp_path: Path) -> None:
         [*run, "templates", "--env", "prod", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
     )
     written = {path.name for path in tmp_path.glob("prod-*.json")}
-    expected = {"endpoint-staging", "endpoint-production", "approval-rule", "monitoring"}
+    expected = {"endpoint-staging", "endpoint-production", "approval-rule", "monitoring", "roles", "ci"}
     assert done.returncode == 0 and written == {f"prod-{name}.json" for name in expected}, done.stderr
     done = subprocess.run(
         [*run, "rollback", "--env", "dev", "--local", "--work-dir", str(tmp_path)],

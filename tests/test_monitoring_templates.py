@@ -46,7 +46,7 @@ def test_rule_schedule_and_roles(env: str, tmp_path: Path) -> None:
     assert allowed["Resource"]["Fn::Sub"].endswith(f":pipeline/{monitoring.pipeline_name}")
 
     publisher = resources["PublisherPolicy"]["Properties"]
-    assert publisher["Roles"] == [config.roles.execution.rsplit("/", 1)[1]]
+    assert publisher["Roles"] == [config.roles.job_role("monitoring").rsplit("/", 1)[1]]
     actions = {s["Action"]: s for s in publisher["PolicyDocument"]["Statement"]}
     assert set(actions) == {"events:PutEvents", "cloudwatch:PutMetricData"}
     assert actions["events:PutEvents"]["Resource"] == {"Fn::GetAtt": ["AlertBus", "Arn"]}

@@ -10,6 +10,8 @@ import yaml
 from pipeline.config import CONFIG_DIR, ENVIRONMENTS, load_config
 from yolo_core.errors import UserInputError
 
+pytestmark = pytest.mark.ci  # in the fast selection the model-build workflow runs
+
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_bundled_configs_load(env: str) -> None:

@@ -3,6 +3,8 @@
 The version to deploy comes from the registry (an MLflow version, `latest`, a package ARN as the
 EventBridge rule passes it, or `sagemaker:N`) and must be Approved. `--local` serves it on this
 machine (its state under `<work-dir>/deploy/<env>`); without it, SageMaker in the config's account.
+deploy, promote and rollback are guarded (`pipeline/governance/enforce.py`): the caller's role must
+be allowed them in the environment, and each decision or refusal goes to the audit trail.
 """
 
 from __future__ import annotations
@@ -115,16 +117,13 @@ def _deployer(args: argparse.Namespace, config: Any, deployment: Any, state_dir:
 
             image = args.image or resolve_local_image(config.images, "inference", config.images.tag)
         return LocalDeployer(state_dir, image, args.threads)
-    if args.docker:
-        raise UserInputError("--docker: only with --local")
-    from pipeline.aws import AwsClients, refuse_placeholder_account
+    from pipeline.aws import AwsClients
     from pipeline.deploy.aws import SageMakerDeployer
     from pipeline.deploy.history import History
 
-    refuse_placeholder_account(config, args.command)
     clients = AwsClients(config.region)
     history = History(config.s3_uri("deployments", deployment.project), clients.s3)
-    return SageMakerDeployer(deployment, config.roles.execution, clients, history)
+    return SageMakerDeployer(deployment, config.roles.job_role("hosting"), clients, history)
 
 
 def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
@@ -141,9 +140,17 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
         for server in deployer.stop_all():
             print(f"stopped {server}")
         return 0
+    from pipeline.governance.enforce import guard
+
+    if args.docker and not args.local:
+        raise UserInputError("--docker: only with --local")
+    if not args.local:
+        from pipeline.aws import refuse_placeholder_account
+
+        refuse_placeholder_account(config, args.command)  # before STS is asked who is calling
+    audit_log = guard(args, config, getattr(args, "version", ""))
     deployment = build_deployment(config)
     local_state = state_dir(args.work_dir, config)
-    audit_log = args.audit_log or args.work_dir / "registry-audit.jsonl"
     deployer = _deployer(args, config, deployment, local_state)
     if args.command == "rollback":
         outcome = flow.rollback(deployment, deployer, args.reason, args.who, audit_log)
@@ -170,7 +177,7 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
 
 
 def deploy(
-    args, config, deployment, deployer, chosen: Candidate, tags: dict[str, str], audit_log: Path
+    args, config, deployment, deployer, chosen: Candidate, tags: dict[str, str], audit_log: Any
 ) -> flow.Outcome:
     data = holdout_data(_holdout_dir(args, config), tags, chosen.version, config.deployment.holdout_images)
     if args.local:

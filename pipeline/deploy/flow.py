@@ -2,7 +2,8 @@
 
 staging (the deployer's `stage`) -> test (`checks.run_checks` through the invoke function) -> gate
 (`decisions.gate_decision` over the report and the environment's policy) -> production (the
-deployer's `promote`). Promotions and rollbacks are audited like approvals (the registry's writer).
+deployer's `promote`). Promotions and rollbacks go to the audit trail like approvals
+(`pipeline/governance/audit.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pipeline.deploy.checks import Invoke, run_checks
 from pipeline.deploy.decisions import StagingReport, gate_decision
 from pipeline.deploy.declaration import Deployment
 from pipeline.deploy.history import History, now
-from pipeline.registry import write_audit
+from pipeline.governance.audit import AuditTrail, as_trail
 from yolo_core.errors import UserInputError
 
 
@@ -52,10 +53,9 @@ class Outcome:
 
 
 def audit(
-    log: Path, deployment: Deployment, action: str, candidate: Candidate, reason: str, who: str
+    log: AuditTrail | Path, deployment: Deployment, action: str, candidate: Candidate, reason: str, who: str
 ) -> None:
-    write_audit(
-        log,
+    as_trail(log).record(
         {
             "time": now(),
             "who": who or getpass.getuser(),
@@ -97,7 +97,7 @@ def deploy(
     stage: Callable[[Candidate], Invoke],
     candidate: Candidate,
     data: HoldoutData,
-    audit_log: Path,
+    audit_log: AuditTrail | Path,
     on_refused: Callable[[], None] = lambda: None,
     on_passed: Callable[[], Any] = lambda: None,
 ) -> Outcome:
@@ -128,7 +128,12 @@ def deploy(
 
 
 def promote(
-    deployment: Deployment, deployer: Deployer, candidate: Candidate, reason: str, who: str, audit_log: Path
+    deployment: Deployment,
+    deployer: Deployer,
+    candidate: Candidate,
+    reason: str,
+    who: str,
+    audit_log: AuditTrail | Path,
 ) -> Outcome:
     if not reason.strip():
         raise UserInputError("give a reason (--reason): the audit log records why")
@@ -139,7 +144,9 @@ def promote(
     return production_outcome(deployer.promote(candidate), candidate, deployment)
 
 
-def rollback(deployment: Deployment, deployer: Deployer, reason: str, who: str, audit_log: Path) -> Outcome:
+def rollback(
+    deployment: Deployment, deployer: Deployer, reason: str, who: str, audit_log: AuditTrail | Path
+) -> Outcome:
     previous, result = deployer.rollback()
     candidate = Candidate(previous["version"], previous.get("package_arn", ""), previous.get("commit", ""))
     audit(audit_log, deployment, "RolledBack", candidate, reason or "rollback", who)
@@ -150,7 +157,11 @@ def rollback(deployment: Deployment, deployer: Deployer, reason: str, who: str, 
 
 
 def deploy_local(
-    deployment: Deployment, deployer: Any, candidate: Candidate, data: HoldoutData, audit_log: Path
+    deployment: Deployment,
+    deployer: Any,
+    candidate: Candidate,
+    data: HoldoutData,
+    audit_log: AuditTrail | Path,
 ) -> Outcome:
     """`deploy` with a `LocalDeployer`: its servers tested over HTTP, refused ones stopped."""
     from pipeline.deploy.checks import http_invoker

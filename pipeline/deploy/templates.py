@@ -1,6 +1,7 @@
 """CloudFormation for the deployment, rendered from the same declaration and the same request
 builders as the boto3 path: the staging and production endpoints (production with its blue/green
-`DeploymentConfig`, rollback alarms and autoscaling) and the EventBridge rule on approvals.
+`DeploymentConfig`, rollback alarms and autoscaling) and the EventBridge rule on approvals; beside
+them the monitoring stack and governance's roles and CI stacks (`pipeline/governance/templates.py`).
 
 `python -m pipeline templates --env ENV --out DIR` writes them; `cfn-lint` checks them in the tests.
 """
@@ -21,6 +22,7 @@ from pipeline.deploy.aws import (
     scaling_requests,
 )
 from pipeline.deploy.declaration import Deployment, build_deployment
+from pipeline.governance.templates import ci_template, roles_template
 from pipeline.monitoring.declaration import build_monitoring
 from pipeline.monitoring.templates import monitoring_template
 
@@ -37,7 +39,7 @@ def _ref_candidate() -> Candidate:
 
 def endpoint_template(config: EnvConfig, deployment: Deployment, stage: str) -> dict[str, Any]:
     candidate = _ref_candidate()
-    model = model_request("unused", config.roles.execution, stage, candidate)
+    model = model_request("unused", config.roles.job_role("hosting"), stage, candidate)
     model.pop("ModelName")
     endpoint_config = endpoint_config_request(deployment, stage, "unused", "unused", candidate)
     endpoint_config.pop("EndpointConfigName")
@@ -131,6 +133,8 @@ def write_templates(config: EnvConfig, out: Path) -> list[Path]:
         "endpoint-production.json": endpoint_template(config, deployment, "production"),
         "approval-rule.json": approval_rule_template(deployment),
         "monitoring.json": monitoring_template(build_monitoring(config)),
+        "roles.json": roles_template(config),
+        "ci.json": ci_template(config),
     }
     paths = []
     for name, template in rendered.items():

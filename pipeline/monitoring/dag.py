@@ -74,6 +74,7 @@ def build_monitoring_dag(config: EnvConfig) -> d.Dag:
         inputs=tuple(d.Input(name, d.ParamRef(_uri_param(name))) for name in MONITOR_INPUTS),
         outputs=(RESULTS_OUTPUT,),
         arguments=("--processing-layout", "--last-hours", d.ParamRef("WindowHours")),
+        role="monitoring",
     )
     publish = d.ProcessingStep(
         PUBLISH,
@@ -95,6 +96,7 @@ def build_monitoring_dag(config: EnvConfig) -> d.Dag:
             d.ParamRef("MlflowExperiment"),
         ),
         service=True,
+        role="monitoring",
     )
     return d.Dag(parameters=monitoring_parameters(config, monitoring), steps=(monitor, publish))
 

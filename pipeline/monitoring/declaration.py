@@ -47,7 +47,7 @@ def build_monitoring(config: EnvConfig) -> Monitoring:
         project=project,
         endpoint=deployment.endpoint_name("production"),
         pipeline_name=f"{config.pipeline_name}-monitoring",
-        publisher_role_arn=config.roles.execution,
+        publisher_role_arn=config.roles.job_role("monitoring"),
         bus_name=f"{project}-monitoring",
         rule_name=f"{project}-monitoring-violations",
         queue_name=f"{project}-monitoring-alerts",
