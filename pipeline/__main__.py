@@ -16,6 +16,7 @@ approve or reject registered models, show their lineage, and run the demo.
   stop        stop the staging and production servers `deploy --local` started
   templates   CloudFormation for the endpoints, alarms, autoscaling and the approval rule
   monitor     the monitoring pipeline: --local over a capture folder, --definition, --upsert
+  tune        hyperparameter search: --local short trials here, or a SageMaker tuning job
   demo        synthetic data -> local pipeline -> registry -> approval -> local serving
 """
 
@@ -125,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     from pipeline.monitoring.cli import add_arguments as add_monitor_arguments
 
     add_monitor_arguments(commands, _env_args, _store_args, VERSION_HELP)
+
+    from pipeline.tuning.cli import add_arguments as add_tune_arguments
+
+    add_tune_arguments(commands, _env_args, _store_args)
 
     demo = commands.add_parser("demo", help="the whole path on synthetic data, on this machine")
     from pipeline.demo import add_demo_arguments
@@ -295,6 +300,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return run(args, _config(args), lambda: _registry(args))
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from pipeline.tuning.cli import run
+
+    return run(args, _config(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -317,6 +328,7 @@ COMMANDS = {
     "stop": cmd_deploy,
     "templates": cmd_deploy,
     "monitor": cmd_monitor,
+    "tune": cmd_tune,
     "demo": cmd_demo,
 }
 

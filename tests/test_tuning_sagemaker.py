@@ -4,6 +4,7 @@ lines the train command really prints."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.__main__ import main
 from pipeline.aws import AwsClients
 from pipeline.config import load_config
 from pipeline.layout import lay_out_training_tree
@@ -133,6 +135,23 @@ def test_the_tuning_job_is_created_in_moto(aws_env) -> None:
     stored = described["TrainingJobDefinition"]
     assert stored["StaticHyperParameters"] == request["TrainingJobDefinition"]["StaticHyperParameters"]
     assert stored["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
+
+
+def test_the_tune_command_writes_the_definition_offline_and_creates_it(
+    aws_env, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "tuning.json"
+    common = ["--env", "dev", "--dataset", DATASET_URI, "--trials", "6", "--commit", "c0ffee"]
+    with pytest.raises(SystemExit) as done:
+        main(["tune", "--definition", *common, "--job-name", "t-offline", "--out", str(out)])
+    assert done.value.code == 0
+    written = json.loads(out.read_text())
+    assert written["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 6
+    assert written["TrainingJobDefinition"]["Environment"]["GIT_COMMIT"] == "c0ffee"
+    with pytest.raises(SystemExit) as done:
+        main(["tune", "--create", *common, "--job-name", "t-created", "-p", "Epochs=3"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip().endswith(":hyper-parameter-tuning-job/t-created")
 
 
 @pytest.mark.slow
