@@ -17,6 +17,7 @@ approve or reject registered models, show their lineage, and run the demo.
   templates   CloudFormation for the endpoints, alarms, autoscaling and the approval rule
   monitor     the monitoring pipeline: --local over a capture folder, --definition, --upsert
   tune        hyperparameter search: --local short trials here, or a SageMaker tuning job
+  compare     registered model versions side by side (metrics, data, code, hyperparameters)
   demo        synthetic data -> local pipeline -> registry -> approval -> local serving
 """
 
@@ -130,6 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     from pipeline.tuning.cli import add_arguments as add_tune_arguments
 
     add_tune_arguments(commands, _env_args, _store_args)
+
+    from pipeline.compare import add_arguments as add_compare_arguments
+
+    add_compare_arguments(commands, _env_args, _store_args, VERSION_HELP)
 
     demo = commands.add_parser("demo", help="the whole path on synthetic data, on this machine")
     from pipeline.demo import add_demo_arguments
@@ -306,6 +311,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run(args, _config(args))
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.compare import run
+
+    return run(args, _registry(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -329,6 +340,7 @@ COMMANDS = {
     "templates": cmd_deploy,
     "monitor": cmd_monitor,
     "tune": cmd_tune,
+    "compare": cmd_compare,
     "demo": cmd_demo,
 }
 
