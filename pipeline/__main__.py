@@ -17,6 +17,8 @@ approve or reject registered models, show their lineage, and run the demo.
   templates   CloudFormation for the endpoints, alarms, autoscaling and the approval rule
   monitor     the monitoring pipeline: --local over a capture folder, --definition, --upsert
   audit       the audit trail: every decision and refusal of approve/reject/deploy/promote/rollback
+  tune        hyperparameter search: --local short trials here, or a SageMaker tuning job
+  compare     registered model versions side by side (metrics, data, code, hyperparameters)
   demo        synthetic data -> local pipeline -> registry -> approval -> local serving
 """
 
@@ -132,6 +134,14 @@ def _parser() -> argparse.ArgumentParser:
     from pipeline.governance.cli import add_arguments as add_audit_arguments
 
     add_audit_arguments(commands, _env_args, _store_args, VERSION_HELP)
+
+    from pipeline.tuning.cli import add_arguments as add_tune_arguments
+
+    add_tune_arguments(commands, _env_args, _store_args)
+
+    from pipeline.compare import add_arguments as add_compare_arguments
+
+    add_compare_arguments(commands, _env_args, _store_args, VERSION_HELP)
 
     demo = commands.add_parser("demo", help="the whole path on synthetic data, on this machine")
     from pipeline.demo import add_demo_arguments
@@ -310,6 +320,18 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return run(args, _config(args), lambda: _registry(args))
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from pipeline.tuning.cli import run
+
+    return run(args, _config(args))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.compare import run
+
+    return run(args, _registry(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
@@ -333,6 +355,8 @@ COMMANDS = {
     "templates": cmd_deploy,
     "monitor": cmd_monitor,
     "audit": cmd_audit,
+    "tune": cmd_tune,
+    "compare": cmd_compare,
     "demo": cmd_demo,
 }
 

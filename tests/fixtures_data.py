@@ -4,7 +4,8 @@
 preprocessing from synthetic VisDrone-style scenes: 48 frames of 320x320, objects 14-48 px.
 `trained_model_dir`: a model folder (best.pt + model.json) from one real training run on it that
 learned (its model.json metrics say how well); the run's checkpoint folder is
-`trained_model_dir.parent / "checkpoints"`. Tests must not modify either: copy first.
+`trained_model_dir.parent / "checkpoints"`. `tiny_dataset`: 16 such frames, for tests that train
+several short runs. Tests must not modify any of them: copy first.
 """
 
 from __future__ import annotations
@@ -56,3 +57,14 @@ def trained_model_dir(synthetic_dataset: Path, tmp_path_factory: pytest.TempPath
         handle_signals=False,
     )
     return train(job).model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 synthetic frames of 320x320, preprocessed: for tests that train several short runs."""
+    from yolo_core.data.dataset import build_dataset
+    from yolo_core.data.synthetic import generate_scenes
+
+    root = tmp_path_factory.mktemp("tiny")
+    raw = generate_scenes(root / "raw", 16, seed=11, width=320, height=320, object_px=(14, 48))
+    return build_dataset(raw, root / "dataset", "visdrone", seed=11, progress=False).root

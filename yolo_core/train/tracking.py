@@ -263,9 +263,10 @@ class NoTracker:
 
 
 class TrackingCallbacks:
-    """Ultralytics callbacks that send each epoch's losses, metrics and learning rates to MLflow."""
+    """Ultralytics callbacks that send each epoch's losses, metrics and learning rates to MLflow,
+    and print them as one line (also with `NoTracker`: SageMaker's metric regexes read that line)."""
 
-    def __init__(self, tracker: RunTracker) -> None:
+    def __init__(self, tracker: RunTracker | NoTracker) -> None:
         self.tracker = tracker
         self.validated = False  # did a validation run since the last epoch was logged?
 

@@ -363,8 +363,8 @@ def _fit(
 
     _disable_ultralytics_integrations()
     callbacks = ultralytics_callbacks.get_default_callbacks()
-    if isinstance(tracker, RunTracker):
-        TrackingCallbacks(tracker).register(callbacks)
+    # Also without tracking: its per-epoch metric line is what a SageMaker tuning job's regexes read.
+    TrackingCallbacks(tracker).register(callbacks)
     for event, functions in job.callbacks.items():
         callbacks.setdefault(event, []).extend(functions)
     args = _ultralytics_args(plan, job.weights, resume.path if resume else None)
