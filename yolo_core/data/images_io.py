@@ -51,7 +51,8 @@ def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _truncated(data: bytes) -> bool:
+def is_truncated(data: bytes) -> bool:
+    """A JPEG or PNG that ends before its end marker (a cut upload or a partial copy)."""
     if data.startswith(_JPEG_START):
         return not data.rstrip(b"\x00\r\n ").endswith(_JPEG_END)
     if data.startswith(_PNG_START):
@@ -147,7 +148,7 @@ def load_image(path: Path, file: str, color_rule: str = "convert") -> LoadedImag
     loaded = LoadedImage(file, data, content_digest(data))
     if not data:
         loaded.issues.append(quality.error(file, quality.IMAGE_ZERO_BYTES, "file is empty"))
-    elif _truncated(data):
+    elif is_truncated(data):
         loaded.issues.append(
             quality.error(file, quality.IMAGE_TRUNCATED, "file ends before the image's end marker")
         )
