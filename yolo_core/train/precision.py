@@ -107,8 +107,10 @@ def cpu_bf16_speedup(
         return float(json.loads(path.read_text())["speedup"])
     from ultralytics.nn.tasks import DetectionModel
 
+    # channels_last, as the trainer runs on a CPU (yolo_core.train.engine)
     network = DetectionModel(f"{model}.yaml", nc=num_classes, verbose=False).train()
-    images = torch.rand(batch, 3, imgsz, imgsz)
+    network = network.to(memory_format=torch.channels_last)
+    images = torch.rand(batch, 3, imgsz, imgsz).contiguous(memory_format=torch.channels_last)
     fp32, bf16 = _step_seconds(network, images, False), _step_seconds(network, images, True)
     speedup = fp32 / bf16
     LOG.info(
