@@ -29,6 +29,7 @@ from entrypoints.environment import configure_offline  # noqa: E402
 configure_offline()
 
 from tests.fixtures_data import (  # noqa: E402
+    FINE_TUNING_HYPERPARAMETERS,
     FROM_WEIGHTS_MAP50_THRESHOLD,
     LEARNING_HYPERPARAMETERS,
     MAP50_THRESHOLD,
@@ -68,7 +69,7 @@ def measure_seed(dataset: Path, root: Path, seed: int) -> dict[str, float]:
     """The fixture's run, and test_training_starts_from_user_weights' one epoch from its weights."""
     full = train_with_seed(dataset, root, seed)
     weights = root / f"seed-{seed}" / "model" / "best.pt"
-    again = train_with_seed(dataset, root, seed, weights=weights, epochs=1)
+    again = train_with_seed(dataset, root, seed, weights=weights, epochs=1, **FINE_TUNING_HYPERPARAMETERS)
     return {"mAP50": full["mAP50"], "mAP50-95": full["mAP50-95"], "one_more_epoch_mAP50": again["mAP50"]}
 
 

@@ -208,3 +208,30 @@ def test_openvino_gives_the_boxes_of_torch_fp32(trained_model_dir, synthetic_dat
     assert sum(int((d.scores >= CONFIDENT).sum()) for d in expected) > 0
     for a, b in zip(found, expected, strict=True):
         assert agree_both_ways(a, b)
+
+
+def _main_thread_signal_stack() -> tuple[int, int, int]:
+    """(address, size, flags) of this thread's alternate signal stack (Linux sigaltstack)."""
+    import ctypes
+
+    class StackT(ctypes.Structure):
+        _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+    current = StackT()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(current)) == 0
+    return current.ss_sp or 0, current.ss_size, current.ss_flags
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is read the Linux way")
+def test_an_openvino_engine_leaves_the_callers_signal_stack_alone(trained_model_dir, engine_cache):
+    """OpenVINO's compile installs an alternate signal stack on its calling thread, which could be
+    freed before the next SIGTERM arrives (a training process then died with SIGSEGV instead of
+    checkpointing): the engine compiles on a thread of its own."""
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed")
+    from yolo_core.infer.openvino_backend import OpenVinoEngine
+
+    before = _main_thread_signal_stack()
+    engine = OpenVinoEngine(trained_model_dir / "best.pt", 160, __import__("torch").device("cpu"), "fp32", 2)
+    engine.forward(np.zeros((3, 160, 160, 3), np.uint8))
+    assert _main_thread_signal_stack() == before

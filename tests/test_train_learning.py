@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_data import FROM_WEIGHTS_MAP50_THRESHOLD, LEARNING_HYPERPARAMETERS, MAP50_THRESHOLD
+from tests.fixtures_data import (
+    FINE_TUNING_HYPERPARAMETERS,
+    FROM_WEIGHTS_MAP50_THRESHOLD,
+    LEARNING_HYPERPARAMETERS,
+    MAP50_THRESHOLD,
+)
 from yolo_core.hyperparams import Hyperparameters
 from yolo_core.model_card import ModelCard
 from yolo_core.train.data_source import read_data_yaml
@@ -91,7 +96,8 @@ def test_training_starts_from_user_weights(
     trained_model_dir: Path, synthetic_dataset: Path, tmp_path: Path
 ) -> None:
     """One epoch from the trained weights keeps what they learned (from scratch it scores ~0)."""
-    settings = {**LEARNING_HYPERPARAMETERS, "epochs": 1, "tracking_uri": "none"}
+    settings = {**LEARNING_HYPERPARAMETERS, **FINE_TUNING_HYPERPARAMETERS, "epochs": 1}
+    settings["tracking_uri"] = "none"
     job = TrainingJob(
         data_yaml=synthetic_dataset / "data.yaml",
         checkpoint_dir=tmp_path / "checkpoints",
