@@ -231,9 +231,7 @@ def _contract(base: Path, channel_names: list[str]) -> TrainingPaths:
     paths.config_dir.mkdir(parents=True)
     config = {name: {"TrainingInputMode": "File"} for name in channel_names}
     paths.input_data_config_file.write_text(json.dumps(config))
-    paths.resource_config_file.write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
+    paths.resource_config_file.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
     return paths
 
 
