@@ -11,6 +11,8 @@ lives in `job.checkpoint_dir`:
 At each start: a finished run is exported again without training; a run whose last checkpoint
 already covers every epoch (stopped between its last save and the export) is validated and
 exported; otherwise training resumes from the newest readable checkpoint, or starts.
+A run across processes (hosts) calls `train_rank(job, spec)` in every rank, then `finish(job)` on
+the leader's host: the same three decisions, taken by the leader and shared with the ranks.
 Requires `yolo_core.runtime.configure_offline()` to have run before (it keeps Ultralytics offline).
 """
 
