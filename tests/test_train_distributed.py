@@ -7,6 +7,7 @@ both, as SageMaker lays out a two-instance job. Each launches torchrun; the rank
   says; only the leader wrote checkpoints. Both started again resume from the leader's checkpoint
   (the follower's own folder is empty: the leader sends it) and finish.
 - The model lands in the leader's /opt/ml/model only.
+- Final metrics of the 2-process run agree with the 1-process run of the same job.
 - A leader whose follower never comes fails with a one-line reason instead of waiting forever.
 """
 
@@ -200,6 +201,39 @@ def _check_one_finished_run(store: Path, run_id: str) -> None:
     steps = sorted(m.step for m in client.get_metric_history(run_id, "train/box_loss"))
     assert steps == [1, 2, 3]  # each epoch logged once, by the leader
     assert {a.path for a in client.list_artifacts(run_id, "model")} == {"model/best.pt", "model/model.json"}
+
+
+# |2 processes - 1 process| allowed for the final val metrics of the same 40-epoch job (same data,
+# seed, precision). Two ranks see other batch-norm statistics (half the batch each), other
+# augmentation draws and another order of images, so a 2-process run is like another seed: over
+# seeds 0-2 here the differences were at most TODO; one process's own spread over ten seeds is
+# 0.083 (mAP50) and 0.069 (mAP50-95) (benchmarks/RESULTS.md).
+AGREEMENT_TOLERANCE = {"mAP50": 0.12, "mAP50-95": 0.08}
+
+
+def test_two_processes_learn_what_one_process_learns(
+    synthetic_dataset: Path,
+    trained_model_dir: Path,
+    tmp_path: Path,
+    guarded_subprocess_env: dict[str, str],
+    start_hosts,
+) -> None:
+    """The session's 1-process run (tests/fixtures_data.py) against the same job on two hosts."""
+    from tests.fixtures_data import LEARNING_HYPERPARAMETERS
+    from yolo_core.hyperparams import Hyperparameters
+
+    alone = ModelCard.load(trained_model_dir)
+    job = Hyperparameters(**LEARNING_HYPERPARAMETERS).to_strings()
+    job |= {"threads": "1", "precision": alone.extra["precision"], "experiment_name": "agreement-test"}
+    trees = host_trees(tmp_path, synthetic_dataset, job)
+    hosts = start_hosts(trees, host_env(guarded_subprocess_env), "agreement")
+    assert hosts.wait(timeout_s=1200) == {"algo-1": 0, "algo-2": 0}, hosts.tails()
+    together = ModelCard.load(TrainingPaths(trees["algo-1"]).model_dir)
+    assert together.extra["world_size"] == 2
+    assert together.extra["epochs_completed"] == alone.extra["epochs_completed"]
+    for metric, tolerance in AGREEMENT_TOLERANCE.items():
+        difference = together.metrics[metric] - alone.metrics[metric]
+        assert abs(difference) <= tolerance, (metric, together.metrics, alone.metrics)
 
 
 def test_a_leader_whose_follower_never_comes_fails_instead_of_waiting(
