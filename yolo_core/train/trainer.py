@@ -585,6 +585,8 @@ def finish(job: TrainingJob, trained: bool) -> TrainingOutcome:
         raise RuntimeError(
             f"{plan.store.dir}: the ranks stopped before the last epoch (newest checkpoint: {newest})"
         )
+    if not trained:  # this start only finalizes: counted as `train` counts it
+        state = _begin(job, plan, state, resume, world_size=int(state.resolved.get("world_size", 1)))
     with tempfile.TemporaryDirectory(prefix="train-work-", dir=job.work_dir) as work_dir:
         tracker, state.mlflow_run_id = _open_tracker(job, plan, state, Path(work_dir))
         _finalize(plan, state, resume)
