@@ -81,6 +81,11 @@ class TrainingPaths:
     def checkpoint_dir(self) -> Path:
         return self.base / "checkpoints"
 
+    @property
+    def worker_dir(self) -> Path:
+        """Where the torchrun workers of a multi-host run report to their launcher."""
+        return self.output_dir / "workers"
+
 
 def write_training_config(paths: TrainingPaths, hyperparameters: dict[str, str], channels: list[str]) -> None:
     """The config files SageMaker writes before a training job starts, and its empty folders.

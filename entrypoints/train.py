@@ -5,9 +5,13 @@ Reads the contract under /opt/ml (`SAGEMAKER_BASE_DIR` moves it for local runs):
 - input/config/inputdataconfig.json: the channels, either one `dataset` channel holding a
   data.yaml (what preprocess writes), or `train` (+ `val`) channels with images/ and labels/
   folders; an optional `weights` channel holds starting weights (.pt);
-- input/config/resourceconfig.json: the hosts (one node; several GPUs on it train with DDP);
-- checkpoints/: the run itself; a spot restart finds it there and resumes.
-Writes model/best.pt + model/model.json, or output/failure (one line) and a non-zero exit.
+- input/config/resourceconfig.json: the hosts. One host trains alone (several GPUs on it with
+  Ultralytics' DDP); with several, each host launches torchrun (`entrypoints/distributed.py`),
+  whose workers run this command with `--worker`, and the leader (first host) exports the model;
+- checkpoints/: the run itself; a spot restart finds it there and resumes (in a multi-host run
+  only the leader writes it, and sends the followers what they resume from).
+Writes model/best.pt + model/model.json (the leader's host only), or output/failure (one line)
+and a non-zero exit.
 Environment: IMAGE_URI and GIT_COMMIT (set by both pipeline renderers: SageMaker and local) and
 TRAINING_JOB_NAME/ARN (set by SageMaker) become MLflow tags.
 """
@@ -20,11 +24,17 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from entrypoints import distributed
 from entrypoints.contract import TrainingPaths, image_commit, read_json_file, run_main, write_failure
 from yolo_core.errors import UserInputError
 from yolo_core.hyperparams import Hyperparameters, describe
 from yolo_core.runtime import passive_openmp_waits
+from yolo_core.train.spot import TrainingInterrupted
+
+if TYPE_CHECKING:
+    from yolo_core.train.trainer import TrainingJob, TrainingOutcome
 
 # Before anything imports torch (OpenMP reads it once, as torch loads it).
 passive_openmp_waits()
@@ -37,15 +47,20 @@ TAG_ENV = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="train",
         description=(
             "Train a YOLOv11 detector under the SageMaker training contract. Resumes from "
-            "/opt/ml/checkpoints after a spot interruption; a finished run is only re-exported."
+            "/opt/ml/checkpoints after a spot interruption; a finished run is only re-exported. "
+            "With several hosts in resourceconfig.json, each launches torchrun."
         ),
         epilog="Hyperparameters (hyperparameters.json, all values strings):\n" + describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # What the launcher's torchrun starts on each host: one rank of a multi-host run.
+    parser.add_argument(distributed.WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=("gloo", "nccl"), default="gloo", help=argparse.SUPPRESS)
+    return parser
 
 
 def channels(paths: TrainingPaths) -> dict[str, Path]:
@@ -134,41 +149,16 @@ def check_weights(weights: Path | None) -> None:
     load_ultralytics_model(weights)
 
 
-def check_single_node(paths: TrainingPaths) -> None:
-    resources = read_json_file(paths.resource_config_file, "resourceconfig.json")
-    hosts = resources.get("hosts") or []
-    if len(hosts) > 1:
-        raise UserInputError(
-            f"{paths.resource_config_file}: {len(hosts)} hosts; multi-node training is not supported "
-            "yet (use one instance; its GPUs train together with DDP)"
-        )
+def _job(paths: TrainingPaths, hp: Hyperparameters, work_dir: Path) -> TrainingJob:
+    """The run this host's contract describes, its inputs checked."""
+    from yolo_core.train.trainer import TrainingJob
 
-
-def run(argv: list[str] | None = None) -> int:
-    """The command's work; `main` adds the contract's failure handling around it."""
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "train"]  # `docker run IMAGE train`
-    _parser().parse_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    from entrypoints.environment import configure_offline
-
-    configure_offline()
-    from yolo_core.train.spot import TrainingInterrupted
-    from yolo_core.train.trainer import TrainingJob, train
-
-    paths = TrainingPaths.from_env()
-    hp = Hyperparameters.from_mapping(
-        read_json_file(paths.hyperparameters_file, "hyperparameters.json"),
-        source=str(paths.hyperparameters_file),
-    )
-    check_single_node(paths)
     found = channels(paths)
-    work_dir = paths.output_dir / "train-work"
     work_dir.mkdir(parents=True, exist_ok=True)
     data_yaml = data_yaml_for(found, work_dir)
     weights = weights_for(hp, found)
     check_weights(weights)
-    job = TrainingJob(
+    return TrainingJob(
         data_yaml=data_yaml,
         checkpoint_dir=paths.checkpoint_dir,
         model_dir=paths.model_dir,
@@ -178,23 +168,113 @@ def run(argv: list[str] | None = None) -> int:
         code_commit=image_commit(),
         work_dir=work_dir,
     )
-    try:
-        outcome = train(job)
-    except TrainingInterrupted as exc:
-        write_failure(paths.failure_file, str(exc))
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+
+
+def _interrupted(exc: TrainingInterrupted, failure_file: Path) -> int:
+    """The spot contract: the reason in the failure file, exit 128 + the signal."""
+    write_failure(failure_file, str(exc))
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _report(outcome: TrainingOutcome) -> None:
     verb = "trained" if outcome.trained else "exported (the run had already finished)"
     print(
         f"train: {verb}; {outcome.epochs_completed} epochs; metrics {outcome.card.metrics}; "
         f"model in {outcome.model_dir}; MLflow run {outcome.mlflow_run_id}",
         flush=True,
     )
+
+
+def _train_alone(paths: TrainingPaths, hp: Hyperparameters) -> int:
+    from yolo_core.train.trainer import train
+
+    try:
+        outcome = train(_job(paths, hp, paths.output_dir / "train-work"))
+    except TrainingInterrupted as exc:
+        return _interrupted(exc, paths.failure_file)
+    _report(outcome)
     return 0
 
 
+def _launch_hosts(paths: TrainingPaths, hp: Hyperparameters, resources: dict) -> int:
+    """This host's part of a multi-host run: torchrun here, then (the leader) the export."""
+    from yolo_core.train.devices import gpu_count_of, resolve_device
+    from yolo_core.train.trainer import finish
+
+    plan = distributed.plan_from_env(resources, gpu_count_of(resolve_device(hp.device)))
+    job = _job(paths, hp, paths.output_dir / "train-work")  # bad input fails here, on every host
+    LOG.info(
+        "host %s: node %d of %d, %d process(es), %s, rendezvous at %s:%d",
+        plan.hosts[plan.node_rank],
+        plan.node_rank,
+        plan.nnodes,
+        plan.nproc_per_node,
+        plan.backend,
+        plan.master_addr,
+        plan.master_port,
+    )
+    result = distributed.launch(plan, paths)
+    if result.exit_code:
+        write_failure(paths.failure_file, result.reason)
+        print(f"error: {result.reason}", file=sys.stderr)
+        return result.exit_code
+    if not plan.is_leader:
+        print(f"train: node {plan.node_rank} done; the leader {plan.leader} exports the model", flush=True)
+        return 0
+    _report(finish(job, trained=result.trained))
+    return 0
+
+
+def _train_rank(paths: TrainingPaths, hp: Hyperparameters, backend: str) -> int:
+    """One torchrun worker: a rank of the run; its outcome goes to the launcher's status file."""
+    from yolo_core.train.distributed import DistributedSpec
+    from yolo_core.train.trainer import train_rank
+
+    me = distributed.worker_identity()
+    spec = DistributedSpec(
+        me.rank, me.local_rank, me.world_size, backend, timeout_s=distributed.COLLECTIVE_TIMEOUT_S
+    )
+    job = _job(paths, hp, paths.output_dir / "train-work" / f"rank-{me.rank}")
+    try:
+        trained = train_rank(job, spec)
+    except TrainingInterrupted as exc:
+        distributed.write_status(paths, me.local_rank, exc.exit_code)
+        return _interrupted(exc, distributed.failure_file(paths, me.local_rank))
+    distributed.write_status(paths, me.local_rank, 0, trained)
+    return 0
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The command's work; `main` adds the contract's failure handling around it."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "train"]  # `docker run IMAGE train`
+    options = _parser().parse_args(args)
+    rank = f"[rank {os.environ.get('RANK', '?')}] " if options.worker else ""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {rank}%(name)s: %(message)s")
+
+    from entrypoints.environment import configure_offline
+
+    configure_offline()
+    paths = TrainingPaths.from_env()
+    hp = Hyperparameters.from_mapping(
+        read_json_file(paths.hyperparameters_file, "hyperparameters.json"),
+        source=str(paths.hyperparameters_file),
+    )
+    if options.worker:
+        return _train_rank(paths, hp, options.backend)
+    resources = read_json_file(paths.resource_config_file, "resourceconfig.json")
+    if distributed.host_count(resources) > 1:
+        return _launch_hosts(paths, hp, resources)
+    return _train_alone(paths, hp)
+
+
 def main() -> None:
-    run_main(run, TrainingPaths.from_env().failure_file)
+    paths = TrainingPaths.from_env()
+    if distributed.WORKER_FLAG in sys.argv:  # a worker's reason goes to its launcher
+        failure = distributed.failure_file(paths, int(os.environ.get("LOCAL_RANK") or 0))
+    else:
+        failure = paths.failure_file
+    run_main(run, failure)
 
 
 if __name__ == "__main__":

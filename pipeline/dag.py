@@ -121,6 +121,7 @@ class TrainingStep:
     entrypoint: str
     image: ImageName
     instance_type: ParamRef
+    instance_count: ParamRef  # several: one torchrun node per instance (entrypoints/distributed.py)
     channels: tuple[Input, ...]
     hyperparameters: tuple[tuple[str, Value], ...]
     use_spot: ParamRef
@@ -198,6 +199,13 @@ PARAMETERS = (
     Param("InputFormat", "string", lambda c: "visdrone", "layout of the raw imagery: visdrone, coco or yolo"),
     Param("PreprocessInstanceType", "string", lambda c: c.instance_types.preprocess, "preprocess instance"),
     Param("TrainInstanceType", "string", lambda c: c.instance_types.train, "training instance"),
+    Param(
+        "TrainInstanceCount",
+        "integer",
+        lambda c: 1,
+        "training instances; several train together (torchrun across hosts, NCCL or gloo)",
+        Bounds(1),
+    ),
     Param("EvaluateInstanceType", "string", lambda c: c.instance_types.evaluate, "evaluation instance"),
     Param("UseSpotInstances", "boolean", lambda c: c.spot.enabled, "managed spot training on/off"),
     Param("Epochs", "integer", lambda c: c.training.epochs, "training epochs", Bounds(1)),
@@ -342,6 +350,7 @@ def build_dag(config: EnvConfig | None = None) -> Dag:
             entrypoint="train",
             image="train",
             instance_type=ParamRef("TrainInstanceType"),
+            instance_count=ParamRef("TrainInstanceCount"),
             channels=(Input("dataset", OutputRef(PREPROCESS, "dataset")),),
             hyperparameters=(
                 *fixed,

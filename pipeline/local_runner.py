@@ -117,6 +117,7 @@ class LocalRunner:
         overrides = d.parse_parameter_overrides(self.dag, settings.parameters)
         self.params = {**self.dag.defaults(self.config), **overrides}
         self._check_local_inputs()  # before anything is written: no work dir, no MLflow run
+        self._check_one_training_host()
         self.work_dir = Path(settings.work_dir).resolve()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.aws = AwsClients(self.config.region)
@@ -171,6 +172,16 @@ class LocalRunner:
             for item in job_inputs(step):
                 if isinstance(item.source, d.ParamRef):
                     self._local_input(item.source.name)
+
+    def _check_one_training_host(self) -> None:
+        """One host tree per training job here: several hosts are SageMaker's to provide (the
+        train command's two-host test lays out two trees itself, tests/test_train_distributed.py)."""
+        for step in self.dag.steps:
+            if isinstance(step, d.TrainingStep) and int(self.params[step.instance_count.name]) > 1:
+                raise UserInputError(
+                    f"parameter {step.instance_count.name}: {self.params[step.instance_count.name]}; "
+                    "the local runner trains on one host; run with 1 here, or several on SageMaker"
+                )
 
     def _input_location(self, item: d.Input, values: RunValues) -> tuple[str, str]:
         """(location, fingerprint) of a step input; a parameter's folder or S3 prefix is read."""

@@ -275,7 +275,7 @@ class _Renderer:
             base_job_name=self.base_job_name(step.name),
             compute=Compute(
                 instance_type=self.params[step.instance_type.name],
-                instance_count=1,
+                instance_count=self.params[step.instance_count.name],
                 volume_size_in_gb=50,
                 enable_managed_spot_training=self.spot,
             ),

@@ -34,8 +34,11 @@ TINY_RUNS = {
         "--images", "8", "--imgsz", "96", "--epochs", "2", "--batch", "4", "--loader-batches", "2",
     ],
     "drift_power": ["--seeds", "1", "--kinds", "darker"],
+    "distributed_scaling": [
+        "--images", "10", "--imgsz", "96", "--epochs", "3", "--batch", "4", "--variants", "1xhalf,2xhalf",
+    ],
 }  # fmt: skip
-WRITES_JSON = {"predict", "sliced", "serve", "train_throughput"}
+WRITES_JSON = {"predict", "sliced", "serve", "train_throughput", "distributed_scaling"}
 BESIDE_BASELINE = {  # what each prints where our figure meets its baseline
     "preprocess": "ratio ours/floor",
     "predict": "ratio",
@@ -43,6 +46,7 @@ BESIDE_BASELINE = {  # what each prints where our figure meets its baseline
     "serve": "ratio:",
     "train_throughput": "vs plain",
     "drift_power": "power target",
+    "distributed_scaling": "ratio 2 processes / 1xhalf",
 }
 
 
@@ -68,7 +72,7 @@ def test_benchmark_script_runs(name: str, tmp_path: Path, guarded_subprocess_env
     command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *TINY_RUNS[name]]
     if name in WRITES_JSON:
         command += ["--json", str(tmp_path / "out.json")]
-    if name in {"preprocess", "train_throughput"}:
+    if name in {"preprocess", "train_throughput", "distributed_scaling"}:
         command += ["--work-dir", str(tmp_path / "work")]
     output = run_script(command, tmp_path, guarded_subprocess_env)
     assert BESIDE_BASELINE[name] in output, output[-4000:]

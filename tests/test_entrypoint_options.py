@@ -7,6 +7,7 @@ folders here are a model.json and a stand-in best.pt: nothing is trained or load
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -297,6 +298,28 @@ def test_train_refuses_starting_weights_that_are_not_a_checkpoint(
     assert "download" not in result.stderr.lower()
     assert (base / "output" / "failure").read_text().strip() == line.removeprefix("error: ")
     assert not (base / "model" / "best.pt").exists()
+
+
+def test_train_refuses_a_resource_config_that_does_not_name_this_host(
+    guarded_subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    base = tmp_path / "ml"
+    config = base / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]})
+    )
+    result = run_command("entrypoints.train", [], {**guarded_subprocess_env, "SAGEMAKER_BASE_DIR": str(base)})
+    line = assert_one_line_failure(result, "resourceconfig.json", "current_host 'algo-3' is not one of hosts")
+    assert (base / "output" / "failure").read_text().strip() == line.removeprefix("error: ")
+
+
+def test_train_worker_mode_is_for_torchrun_only(
+    guarded_subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**guarded_subprocess_env, "SAGEMAKER_BASE_DIR": str(tmp_path / "ml")}
+    result = run_command("entrypoints.train", ["--worker"], env)
+    assert_one_line_failure(result, "--worker: only torchrun starts workers")
 
 
 # --- in-process: the shared checks and the server's background load -------------------------

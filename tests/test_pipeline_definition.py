@@ -15,8 +15,9 @@ import pytest
 
 from pipeline import dag as d
 from pipeline.config import load_config
-from pipeline.local_runner import local_plan
+from pipeline.local_runner import LocalRunner, LocalRunSettings, local_plan
 from pipeline.sagemaker_render import ON_DEMAND_SUFFIX, SPOT_CONDITION, definition, start, step_names, upsert
+from yolo_core.errors import UserInputError
 
 GOLDEN = Path(__file__).parent / "golden" / "pipeline_dev.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +88,28 @@ def test_tracking_uri_reaches_training_and_the_mirror_follows_register(dev_defin
         # The mirror runs only where Register does: beside it in the last check's if-branch.
         last_check = steps["CheckRecall" + suffix]["Arguments"]["IfSteps"]
         assert [s["Name"] for s in last_check] == [d.REGISTER + suffix, d.MLFLOW_MIRROR + suffix]
+
+
+def test_training_instance_count_is_a_parameter_the_local_runner_keeps_at_one(
+    dev_definition: dict, tmp_path: Path
+) -> None:
+    """Several instances train together on SageMaker (one torchrun node each); a local run has one host."""
+    count = {p["Name"]: p for p in dev_definition["Parameters"]}["TrainInstanceCount"]
+    assert (count["Type"], count["DefaultValue"]) == ("Integer", 1)
+    steps = _steps_by_name(dev_definition)
+    for suffix in ("", ON_DEMAND_SUFFIX):
+        resources = steps[d.TRAIN + suffix]["Arguments"]["ResourceConfig"]
+        assert resources["InstanceCount"] == {"Get": "Parameters.TrainInstanceCount"}
+    with pytest.raises(UserInputError, match="out of range"):
+        d.parse_parameter_overrides(d.build_dag(load_config("dev")), ["TrainInstanceCount=0"])
+    settings = LocalRunSettings(
+        config=load_config("dev"),
+        work_dir=tmp_path / "work",
+        parameters={"InputDataUri": str(tmp_path), "TrainInstanceCount": 2},
+    )
+    with pytest.raises(UserInputError, match="TrainInstanceCount: 2; the local runner trains on one host"):
+        LocalRunner(settings)
+    assert not (tmp_path / "work").exists()  # refused before anything was written
 
 
 def test_feature_store_step_reads_the_baseline_beside_training(dev_definition: dict) -> None:

@@ -14,13 +14,12 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from entrypoints.contract import TrainingPaths, write_training_config
+from tests.train_support import kill_tree, start_train, wait_until
 from yolo_core.model_card import ModelCard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,35 +45,12 @@ def _host(base: Path, dataset: Path) -> Path:
     return base
 
 
-def _start(base: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
-    env = {**env, "SAGEMAKER_BASE_DIR": str(base), "PYTHONUNBUFFERED": "1", "IMAGE_URI": "local/train:test"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "entrypoints.train"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_until(done, what: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Polls for a file or a log line that the code under test writes: the test acts on its word."""
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if process.poll() is not None:
-            pytest.fail(f"train exited ({process.returncode}) before {what}:\n{log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"no {what} after {timeout_s} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-
-
 def _run_to_end(base: Path, env: dict[str, str], log: Path) -> str:
-    process = _start(base, env, log)
+    process = start_train(base, env, log)
     try:
         code = process.wait(timeout=600)
     except subprocess.TimeoutExpired:
-        process.kill()
+        kill_tree(process)
         raise
     output = log.read_text()
     assert code == 0, output[-3000:]
@@ -87,11 +63,11 @@ def test_sigterm_mid_epoch_then_resume_on_a_new_host(
     host_a = _host(tmp_path / "host-a" / "opt" / "ml", synthetic_dataset)
     weights_a = host_a / "checkpoints" / "run" / "weights"
     log_a = tmp_path / "first.log"
-    process = _start(host_a, guarded_subprocess_env, log_a)
+    process = start_train(host_a, guarded_subprocess_env, log_a)
     epoch_one = weights_a / "epoch-0001.pt"
-    _wait_until(epoch_one.exists, epoch_one.name, process, log_a, timeout_s=480)
+    wait_until(epoch_one.exists, epoch_one.name, process, log_a, timeout_s=480)
     marker = "epoch 2: first batch done"  # into epoch 2's batches
-    _wait_until(lambda: marker in log_a.read_text(), repr(marker), process, log_a, timeout_s=480)
+    wait_until(lambda: marker in log_a.read_text(), repr(marker), process, log_a, timeout_s=480)
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=120)
     first_log = log_a.read_text()

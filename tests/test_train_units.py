@@ -226,14 +226,12 @@ def test_dataset_hash_prefers_the_manifest_and_follows_the_content(tmp_path: Pat
     assert dataset_hash(spec) == "abc"
 
 
-def _contract(base: Path, channel_names: list[str], hosts: list[str] | None = None) -> TrainingPaths:
+def _contract(base: Path, channel_names: list[str]) -> TrainingPaths:
     paths = TrainingPaths(base)
     paths.config_dir.mkdir(parents=True)
     config = {name: {"TrainingInputMode": "File"} for name in channel_names}
     paths.input_data_config_file.write_text(json.dumps(config))
-    paths.resource_config_file.write_text(
-        json.dumps({"current_host": "algo-1", "hosts": hosts or ["algo-1"]})
-    )
+    paths.resource_config_file.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
     return paths
 
 
@@ -254,8 +252,6 @@ def test_contract_errors(tmp_path: Path) -> None:
         train_entry.data_yaml_for(train_entry.channels(paths), tmp_path / "work")
     with pytest.raises(UserInputError, match="channel 'missing' has no folder"):
         train_entry.channels(_contract(tmp_path / "ml2", ["missing"]))
-    with pytest.raises(UserInputError, match="2 hosts; multi-node"):
-        train_entry.check_single_node(_contract(tmp_path / "ml3", [], hosts=["algo-1", "algo-2"]))
 
 
 def test_weights_come_from_the_channel_or_a_path(tmp_path: Path) -> None:

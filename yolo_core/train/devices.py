@@ -10,7 +10,7 @@ from __future__ import annotations
 from yolo_core.devices import resolve_device
 from yolo_core.errors import UserInputError
 
-__all__ = ["DEFAULT_CPU_BATCH", "gpu_count_of", "resolve_batch", "resolve_device"]
+__all__ = ["DEFAULT_CPU_BATCH", "check_batch_for_ranks", "gpu_count_of", "resolve_batch", "resolve_device"]
 
 DEFAULT_CPU_BATCH = 16
 
@@ -32,3 +32,12 @@ def resolve_batch(batch: int, device: str) -> int:
             f"for {gpus} GPUs, e.g. {16 * gpus}"
         )
     return -1
+
+
+def check_batch_for_ranks(batch: int, world_size: int) -> None:
+    """A run across processes splits each batch evenly over its ranks (and cannot size it itself)."""
+    if world_size > 1 and (batch < 1 or batch % world_size):
+        raise UserInputError(
+            f"hyperparameter 'batch': {batch} does not split over {world_size} processes; give a "
+            f"multiple of {world_size}, e.g. {8 * world_size}"
+        )

@@ -11,6 +11,8 @@ lives in `job.checkpoint_dir`:
 At each start: a finished run is exported again without training; a run whose last checkpoint
 already covers every epoch (stopped between its last save and the export) is validated and
 exported; otherwise training resumes from the newest readable checkpoint, or starts.
+A run across processes (hosts) calls `train_rank(job, spec)` in every rank, then `finish(job)` on
+the leader's host: the same three decisions, taken by the leader and shared with the ranks.
 Requires `yolo_core.runtime.configure_offline()` to have run before (it keeps Ultralytics offline).
 """
 
@@ -21,25 +23,28 @@ import math
 import platform
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from yolo_core.errors import UserInputError
+from yolo_core.errors import UserInputError, one_line
 from yolo_core.hyperparams import Hyperparameters, ultralytics_args
 from yolo_core.model_card import WEIGHTS_FILE, ModelCard
 from yolo_core.redact import redact_values
 from yolo_core.runtime import apply_thread_count, cpu_thread_count
 from yolo_core.train.augment import AugmentConfig, augment_config
-from yolo_core.train.checkpoint import Checkpoint, CheckpointStore, atomic_copy
+from yolo_core.train.checkpoint import Checkpoint, CheckpointStore, atomic_copy, atomic_write_bytes
 from yolo_core.train.data_source import DataSpec, dataset_hash, read_data_yaml
-from yolo_core.train.devices import resolve_batch, resolve_device
+from yolo_core.train.devices import check_batch_for_ranks, resolve_batch, resolve_device
 from yolo_core.train.precision import cpu_bf16_speedup, resolve_precision, ultralytics_amp_arg
 from yolo_core.train.run_state import FINISHED, RunState
 from yolo_core.train.spot import StopSignal, TrainingInterrupted
 from yolo_core.train.tracking import LocalStore, NoTracker, RunTracker, TrackingCallbacks
 from yolo_core.version import code_version, git_commit
 from yolo_core.weights import sha256_of
+
+if TYPE_CHECKING:
+    from yolo_core.train.distributed import DistributedSpec, RankGroup
 
 LOG = logging.getLogger(__name__)
 RUN_SUBDIR = "run"
@@ -133,7 +138,8 @@ def _recorded_hyperparameters(state: RunState, given: Hyperparameters) -> Hyperp
     return recorded
 
 
-def _plan(job: TrainingJob, state: RunState | None) -> _Plan:
+def _plan(job: TrainingJob, state: RunState | None, precision: str = "") -> _Plan:
+    """The settings of this start; `precision` given (the leader's) is taken, not resolved again."""
     hp = _recorded_hyperparameters(state, job.hyperparameters) if state else job.hyperparameters
     augment = AugmentConfig(**state.augment) if state else augment_config(hp.augment, hp.augment_overrides)
     device = resolve_device(hp.device)
@@ -152,7 +158,7 @@ def _plan(job: TrainingJob, state: RunState | None) -> _Plan:
         augment=augment,
         data=data,
         device=device,
-        precision=resolve_precision(hp.precision, device, bf16_speedup=bf16_speedup),
+        precision=precision or resolve_precision(hp.precision, device, bf16_speedup=bf16_speedup),
         batch=batch,
         run_dir=run_dir,
         store=CheckpointStore(run_dir / "weights"),
@@ -354,9 +360,14 @@ def _outcome(job: TrainingJob, card: ModelCard, state: RunState, trained: bool, 
 
 
 def _fit(
-    job: TrainingJob, plan: _Plan, resume: Checkpoint | None, tracker: RunTracker | NoTracker
+    job: TrainingJob,
+    plan: _Plan,
+    resume: Checkpoint | None,
+    tracker: RunTracker | NoTracker,
+    ranks: RankGroup | None = None,
 ) -> tuple[dict[str, float], int]:
-    """Train (from the start, or on from `resume`); the final metrics and the epochs completed."""
+    """Train (from the start, or on from `resume`), alone or as one of `ranks`; the final metrics
+    and the epochs completed."""
     from ultralytics.utils import callbacks as ultralytics_callbacks
 
     from yolo_core.train.engine import ToolkitTrainer
@@ -369,6 +380,8 @@ def _fit(
         callbacks.setdefault(event, []).extend(functions)
     args = _ultralytics_args(plan, job.weights, resume.path if resume else None)
     trainer = ToolkitTrainer(overrides=args, _callbacks=callbacks)
+    if ranks is not None:
+        trainer.distribute(ranks)
     signals = StopSignal() if job.handle_signals else None
     try:
         if signals is None:
@@ -401,22 +414,27 @@ def _results_of(trainer: Any, plan: _Plan) -> tuple[dict[str, float], int]:
     return {k: float(v) for k, v in metrics.items() if k != "fitness"}, completed
 
 
-def train(job: TrainingJob) -> TrainingOutcome:
-    """Run the training described by `job`; a start does one of three things, in this order.
-
-    Re-export a finished run; else (tracked in MLflow) finish a stored run whose checkpoint covers
-    every epoch, or fit: from the start, or on from the newest readable checkpoint.
-    """
+def _load(job: TrainingJob, precision: str = "") -> tuple[RunState | None, _Plan]:
     checkpoint_dir = Path(job.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = RunState.load(checkpoint_dir)
-    plan = _plan(job, state)
-    if state and state.finished and plan.store.final_path.exists():
-        LOG.info("the run in %s has finished; exporting its model again without training", checkpoint_dir)
-        return _outcome(job, _export(plan, state, job), state, trained=False, resumed=None)
+    return state, _plan(job, state, precision)
 
+
+def _is_finished(state: RunState | None, plan: _Plan) -> bool:
+    return bool(state and state.finished and plan.store.final_path.exists())
+
+
+def _reexport(job: TrainingJob, plan: _Plan, state: RunState) -> TrainingOutcome:
+    LOG.info("the run in %s has finished; exporting its model again without training", job.checkpoint_dir)
+    return _outcome(job, _export(plan, state, job), state, trained=False, resumed=None)
+
+
+def _begin(
+    job: TrainingJob, plan: _Plan, state: RunState | None, resume: Checkpoint | None, world_size: int = 1
+) -> RunState:
+    """The run's state for a start that trains or finalizes: new, or the stored one counted on."""
     _check_weights(job.weights if state is None else None)
-    resume = plan.store.newest_good()
     if state is None:
         digest = job.dataset_hash or dataset_hash(plan.data)
         recorded = redact_values(plan.hp.to_dict())
@@ -425,23 +443,152 @@ def train(job: TrainingJob) -> TrainingOutcome:
     state.resumes += int(resume is not None)
     state.class_names = plan.data.class_names
     state.resolved = {"device": plan.device, "precision": plan.precision, "batch": plan.batch}
+    if world_size > 1:
+        state.resolved["world_size"] = world_size
+    return state
+
+
+def _conclude(job: TrainingJob, plan: _Plan, state: RunState, tracker: RunTracker | NoTracker) -> ModelCard:
+    """Export the model, log it, and mark the run finished."""
+    card = _export(plan, state, job)
+    tracker.log_metrics({f"final/{k}": v for k, v in card.metrics.items()}, step=state.epochs_completed)
+    tracker.log_artifacts(_artifacts(plan, Path(job.model_dir)))
+    state.status = FINISHED
+    state.save(job.checkpoint_dir)
+    tracker.finish("FINISHED")
+    return card
+
+
+def _finalize(plan: _Plan, state: RunState, resume: Checkpoint) -> None:
+    LOG.info("checkpoint %s covers the whole run: validating and exporting", resume.path.name)
+    state.metrics, state.epochs_completed = _finalize_stored_run(plan), resume.completed_epochs
+
+
+def train(job: TrainingJob) -> TrainingOutcome:
+    """Run the training described by `job`; a start does one of three things, in this order.
+
+    Re-export a finished run; else (tracked in MLflow) finish a stored run whose checkpoint covers
+    every epoch, or fit: from the start, or on from the newest readable checkpoint.
+    """
+    state, plan = _load(job)
+    if _is_finished(state, plan):
+        return _reexport(job, plan, state)
+    resume = plan.store.newest_good()
+    state = _begin(job, plan, state, resume)
 
     with tempfile.TemporaryDirectory(prefix="train-work-", dir=job.work_dir) as work_dir:
         tracker, state.mlflow_run_id = _open_tracker(job, plan, state, Path(work_dir))
-        state.save(checkpoint_dir)
+        state.save(job.checkpoint_dir)
         if resume is not None and _is_complete(resume):
-            LOG.info("checkpoint %s covers the whole run: validating and exporting", resume.path.name)
-            state.metrics, state.epochs_completed = _finalize_stored_run(plan), resume.completed_epochs
+            _finalize(plan, state, resume)
             trained = False
         else:
             if resume is not None:
                 LOG.info("resuming from %s", resume.path)
             state.metrics, state.epochs_completed = _fit(job, plan, resume, tracker)
             trained = True
-        card = _export(plan, state, job)
-        tracker.log_metrics({f"final/{k}": v for k, v in card.metrics.items()}, step=state.epochs_completed)
-        tracker.log_artifacts(_artifacts(plan, Path(job.model_dir)))
-        state.status = FINISHED
-        state.save(checkpoint_dir)
-        tracker.finish("FINISHED")
+        card = _conclude(job, plan, state, tracker)
     return _outcome(job, card, state, trained=trained, resumed=resume.path if resume else None)
+
+
+# --- a run across processes (hosts) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LeaderStart:
+    """What the leader tells every rank before fitting: the run state and the checkpoint to resume."""
+
+    state: dict[str, Any]
+    checkpoint_name: str = ""
+    checkpoint: bytes = b""
+
+
+@dataclass(frozen=True)
+class _LeaderFailed:
+    reason: str
+
+
+def train_rank(job: TrainingJob, spec: DistributedSpec) -> bool:
+    """One rank of a run across processes (each host's torchrun workers call it); whether it trained.
+
+    The leader (rank 0) decides what this start does, as `train` would, and shares it with the run
+    state and the checkpoint to resume from, so a follower needs nothing in its own checkpoint
+    folder and never writes there. The ranks then fit together; the leader alone writes checkpoints
+    and MLflow. A finished or complete run is not fitted again. Validating and exporting is
+    `finish(job)`'s, on the leader's host, once every rank has returned.
+    """
+    from yolo_core.train.distributed import check_ultralytics_ranks, process_group
+
+    check_ultralytics_ranks(spec)
+    check_batch_for_ranks(job.hyperparameters.batch, spec.world_size)
+    with process_group(spec) as ranks:
+        return _lead(job, ranks) if spec.is_leader else _follow(job, ranks)
+
+
+def _lead(job: TrainingJob, ranks: RankGroup) -> bool:
+    with tempfile.TemporaryDirectory(prefix="train-work-", dir=job.work_dir) as work_dir:
+        try:
+            state, plan = _load(job)
+            finished = _is_finished(state, plan)
+            resume = None if finished else plan.store.newest_good()
+            if finished or (resume is not None and _is_complete(resume)):
+                LOG.info("rank 0: the run needs no training; the leader validates and exports it")
+                ranks.share(None)
+                return False
+            state = _begin(job, plan, state, resume, world_size=ranks.spec.world_size)
+            tracker, state.mlflow_run_id = _open_tracker(job, plan, state, Path(work_dir))
+            state.save(job.checkpoint_dir)
+        except BaseException as exc:
+            ranks.share(_LeaderFailed(one_line(str(exc)) or type(exc).__name__))
+            raise
+        start = _LeaderStart(asdict(state))
+        if resume is not None:
+            LOG.info("resuming from %s", resume.path)
+            start = _LeaderStart(asdict(state), resume.path.name, resume.path.read_bytes())
+        ranks.share(start)
+        _fit(job, plan, resume, tracker, ranks)
+        tracker.snapshot()
+    return True
+
+
+def _follow(job: TrainingJob, ranks: RankGroup) -> bool:
+    start = ranks.share()
+    if start is None:
+        return False
+    if isinstance(start, _LeaderFailed):
+        raise RuntimeError(f"the leader (rank 0) failed before training: {start.reason}")
+    state = RunState(**start.state)
+    with tempfile.TemporaryDirectory(prefix="leader-run-", dir=job.work_dir) as mirror:
+        follower = replace(job, checkpoint_dir=Path(mirror))
+        plan = _plan(follower, state, precision=state.resolved["precision"])
+        resume = None
+        if start.checkpoint_name:
+            atomic_write_bytes(plan.store.dir / start.checkpoint_name, start.checkpoint)
+            resume = plan.store.newest_good()
+            LOG.info("rank %d: resuming from the leader's %s", ranks.spec.rank, start.checkpoint_name)
+        _fit(follower, plan, resume, NoTracker(), ranks)
+    return True
+
+
+def finish(job: TrainingJob, trained: bool) -> TrainingOutcome:
+    """After `train_rank` returned on every rank: validate the leader's run and export its model
+    (or export a finished run again). `trained`: whether the ranks fitted in this start."""
+    state = RunState.load(Path(job.checkpoint_dir))
+    if state is None:
+        raise UserInputError(f"{job.checkpoint_dir}: no run state; the ranks started no run")
+    plan = _plan(job, state, precision=state.resolved.get("precision", ""))
+    if _is_finished(state, plan):
+        return _reexport(job, plan, state)
+    resume = plan.store.newest_good()
+    if resume is None or not _is_complete(resume):
+        newest = resume.path.name if resume else "none"
+        raise RuntimeError(
+            f"{plan.store.dir}: the ranks stopped before the last epoch (newest checkpoint: {newest})"
+        )
+    if not trained:  # this start only finalizes: counted as `train` counts it
+        state = _begin(job, plan, state, resume, world_size=int(state.resolved.get("world_size", 1)))
+    with tempfile.TemporaryDirectory(prefix="train-work-", dir=job.work_dir) as work_dir:
+        tracker, state.mlflow_run_id = _open_tracker(job, plan, state, Path(work_dir))
+        _finalize(plan, state, resume)
+        card = _conclude(job, plan, state, tracker)
+    return _outcome(job, card, state, trained=trained, resumed=None)
