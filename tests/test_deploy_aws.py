@@ -118,6 +118,10 @@ def test_staging_resources_with_capture_and_tags(deployer: SageMakerDeployer) ->
     assert deployer.history.live("staging")["endpoint_config"] == endpoint["EndpointConfigName"]
 
 
+def recorded_actions(audit: Path) -> list[tuple[str, str]]:
+    return [(e["action"], e["version"]) for e in map(json.loads, audit.read_text().splitlines())]
+
+
 def test_failing_accuracy_refuses_promotion(deployer: SageMakerDeployer, tmp_path: Path) -> None:
     deployer.stage(candidate("3"))
     failed = CheckResult(
@@ -135,7 +139,7 @@ def test_failing_accuracy_refuses_promotion(deployer: SageMakerDeployer, tmp_pat
     assert "drone-yolo-dev-prod" not in [
         e["EndpointName"] for e in deployer.sagemaker.list_endpoints()["Endpoints"]
     ]
-    assert not (tmp_path / "audit.jsonl").exists()
+    assert recorded_actions(tmp_path / "audit.jsonl") == [(flow.GATE_REFUSED, "3")]
 
 
 def test_the_staging_test_through_invoke_endpoint_refuses_what_moto_cannot_serve(
@@ -163,7 +167,7 @@ def test_the_staging_test_through_invoke_endpoint_refuses_what_moto_cannot_serve
     assert [check.name for check in deployer.history.report().checks] == ["smoke", "latency"]
     endpoints = [e["EndpointName"] for e in deployer.sagemaker.list_endpoints()["Endpoints"]]
     assert endpoints == [DEPLOYMENT.endpoint_name("staging")]
-    assert not (tmp_path / "audit.jsonl").exists()
+    assert recorded_actions(tmp_path / "audit.jsonl") == [(flow.GATE_REFUSED, "5")]
     staging = DEPLOYMENT.endpoint_name("staging")  # the gap, asserted exactly: a fixed moto shows up
     with pytest.raises(ClientError) as refused:
         runtime.invoke_endpoint(

@@ -113,8 +113,11 @@ def test_deploy_refuse_broken_and_roll_back(tmp_path: Path, holdout, monkeypatch
         back = flow.rollback(DEPLOYMENT, deployer, "v5 misbehaves", "tester", audit)
         assert back.status == "live" and "version 1 live" in back.message
         assert deployer.history.live("production")["version"] == "1" and answers(deployer.url("production"))
-        actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
-        assert actions == ["Promoted", "Promoted", "RolledBack"]
+        events = [json.loads(line) for line in audit.read_text().splitlines()]
+        refusals = ["NotPromoted"] * 3
+        assert [e["action"] for e in events] == ["Promoted", *refusals, "Promoted", "RolledBack"]
+        assert [e["version"] for e in events if e["action"] == "NotPromoted"] == ["2", "3", "4"]
+        assert "staging smoke check failed" in events[2]["reason"], events[2]
 
         # Stopped servers are recorded as stopped: nothing is listed live, and they no longer answer.
         live_urls = [deployer.url("staging"), deployer.url("production")]

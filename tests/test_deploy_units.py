@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
+from pipeline.deploy import flow
+from pipeline.deploy.aws import Candidate
 from pipeline.deploy.decisions import (
     CheckResult,
     StagingReport,
@@ -22,6 +24,7 @@ from pipeline.deploy.decisions import (
     rollout_outcome,
 )
 from pipeline.deploy.declaration import build_deployment
+from pipeline.deploy.history import History
 from pipeline.deploy.templates import write_templates
 from tests.lint_templates import assert_cfn_lint_clean
 
@@ -136,3 +139,40 @@ def test_templates_command_and_bad_input(tmp_path: Path) -> None:
     )
     assert done.returncode == 1 and "no previous production version" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+class AlarmedRollout:
+    """A deployer whose production rollout SageMaker undid on an alarm (moto runs no rollouts), over
+    a real deployment history: what `promote` does with that answer is the code under test."""
+
+    def __init__(self, folder: Path) -> None:
+        self.history = History(str(folder))
+        self.promoted: list[str] = []
+
+    def promote(self, candidate: Candidate) -> str:
+        self.promoted.append(candidate.version)
+        return "rolled back to old: alarm x-5xx fired"
+
+    def rollback(self) -> tuple[dict, str]:
+        raise AssertionError("not called")
+
+
+def test_the_gates_refusals_and_undone_rollouts_are_in_the_audit_trail(tmp_path: Path) -> None:
+    deployment, audit = build_deployment(load_config("dev")), tmp_path / "audit.jsonl"
+    deployer = AlarmedRollout(tmp_path / "history")
+    deployer.history.save_report(report("3", True, False, True))
+    held = flow.promote(deployment, deployer, Candidate("3", "arn:3", "c3"), "ship it", "ann", audit)
+    assert held.status == "refused" and deployer.promoted == []
+
+    deployer.history.save_report(report("4", True, True, True))
+    undone = flow.promote(deployment, deployer, Candidate("4", "arn:4", "c4"), "better", "ann", audit)
+    assert undone.status == "rolled back" and deployer.promoted == ["4"]
+
+    events = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(e["action"], e["version"], e["who"]) for e in events] == [
+        (flow.GATE_REFUSED, "3", "ann"),
+        ("Promoted", "4", "ann"),
+        (flow.ROLLOUT_REVERTED, "4", "ann"),
+    ]
+    assert events[0]["reason"] == "staging accuracy check failed: accuracy detail"
+    assert events[2]["reason"] == "rolled back to old: alarm x-5xx fired"

@@ -2,8 +2,9 @@
 
 staging (the deployer's `stage`) -> test (`checks.run_checks` through the invoke function) -> gate
 (`decisions.gate_decision` over the report and the environment's policy) -> production (the
-deployer's `promote`). Promotions and rollbacks go to the audit trail like approvals
-(`pipeline/governance/audit.py`).
+deployer's `promote`). Every decision goes to the audit trail like approvals
+(`pipeline/governance/audit.py`): promotions, rollbacks, the gate's refusals (`NotPromoted`) and
+rollouts the alarms undid (`RolloutReverted`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from pipeline.deploy.declaration import Deployment
 from pipeline.deploy.history import History, now
 from pipeline.governance.audit import AuditTrail, as_trail
 from yolo_core.errors import UserInputError
+
+GATE_REFUSED = "NotPromoted"  # the staging test or the gate kept a version out of production
+ROLLOUT_REVERTED = "RolloutReverted"  # production went back to its previous version on an alarm
+PIPELINE = "pipeline"  # who decides what the automatic gate decides
 
 
 class Deployer(Protocol):
@@ -83,12 +88,29 @@ def run_staging_test(
     )
 
 
-def production_outcome(result: str, candidate: Candidate, deployment: Deployment) -> Outcome:
+def production_outcome(
+    result: str, candidate: Candidate, deployment: Deployment, audit_log: AuditTrail | Path, who: str
+) -> Outcome:
+    """The rollout's outcome; one the alarms undid is recorded in the audit trail."""
     if result == "live":
         return Outcome(
             "live", f"production {deployment.endpoint_name('production')}: version {candidate.version} live"
         )
+    audit(audit_log, deployment, ROLLOUT_REVERTED, candidate, result, who)
     return Outcome("rolled back", f"production rollout of version {candidate.version} {result}")
+
+
+def refused(
+    deployment: Deployment,
+    candidate: Candidate,
+    why: str,
+    audit_log: AuditTrail | Path,
+    who: str,
+    report: StagingReport | None = None,
+) -> Outcome:
+    """A version the gate keeps out of production: recorded, then told."""
+    audit(audit_log, deployment, GATE_REFUSED, candidate, why, who)
+    return Outcome("refused", f"promotion of version {candidate.version} refused: {why}", report)
 
 
 def deploy(
@@ -105,15 +127,13 @@ def deploy(
         invoke = stage(candidate)
     except UserInputError as exc:  # the server or endpoint never came up: the first check failed
         on_refused()
-        return Outcome(
-            "refused", f"promotion of version {candidate.version} refused: staging start failed: {exc}"
-        )
+        return refused(deployment, candidate, f"staging start failed: {exc}", audit_log, PIPELINE)
     report = run_staging_test(deployment, invoke, candidate, data)
     deployer.history.save_report(report)
     decision = gate_decision(deployment.gate, report, candidate.version)
     if decision not in {"promote", "wait"}:
         on_refused()
-        return Outcome("refused", f"promotion of version {candidate.version} refused: {decision}", report)
+        return refused(deployment, candidate, decision, audit_log, PIPELINE, report)
     on_passed()
     if decision == "wait":
         return Outcome(
@@ -122,8 +142,8 @@ def deploy(
             f"{deployment.env} --version {candidate.version} --reason '...'",
             report,
         )
-    audit(audit_log, deployment, "Promoted", candidate, "automatic gate: staging test passed", "pipeline")
-    outcome = production_outcome(deployer.promote(candidate), candidate, deployment)
+    audit(audit_log, deployment, "Promoted", candidate, "automatic gate: staging test passed", PIPELINE)
+    outcome = production_outcome(deployer.promote(candidate), candidate, deployment, audit_log, PIPELINE)
     return Outcome(outcome.status, outcome.message, report)
 
 
@@ -139,9 +159,9 @@ def promote(
         raise UserInputError("give a reason (--reason): the audit log records why")
     decision = gate_decision(deployment.gate, deployer.history.report(), candidate.version, reason)
     if decision != "promote":
-        return Outcome("refused", f"promotion of version {candidate.version} refused: {decision}")
+        return refused(deployment, candidate, decision, audit_log, who)
     audit(audit_log, deployment, "Promoted", candidate, reason, who)
-    return production_outcome(deployer.promote(candidate), candidate, deployment)
+    return production_outcome(deployer.promote(candidate), candidate, deployment, audit_log, who)
 
 
 def rollback(
@@ -150,7 +170,7 @@ def rollback(
     previous, result = deployer.rollback()
     candidate = Candidate(previous["version"], previous.get("package_arn", ""), previous.get("commit", ""))
     audit(audit_log, deployment, "RolledBack", candidate, reason or "rollback", who)
-    outcome = production_outcome(result, candidate, deployment)
+    outcome = production_outcome(result, candidate, deployment, audit_log, who)
     if outcome.status == "live":
         return Outcome("live", f"rolled back: {outcome.message}")
     return outcome
