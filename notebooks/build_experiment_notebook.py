@@ -97,14 +97,10 @@ small objects, shadows, trees that hide some of them and dense crowds marked as 
 from yolo_core.data.visdrone import parse_annotation_file
 from yolo_core.data.visdrone_classes import NAMES
 
-# workers=1 here and in build_dataset: their process pools fork, and a fork of a process whose
-# OpenCV threads are running (after any cv2 call in this kernel) can hang the workers.
 if DATA_DIR:
     raw = Path(DATA_DIR)
 else:
-    raw = generate_scenes(
-        work / "raw", FRAMES, seed=7, width=FRAME_SIZE, height=FRAME_SIZE, object_px=(14, 48), workers=1
-    )
+    raw = generate_scenes(work / "raw", FRAMES, seed=7, width=FRAME_SIZE, height=FRAME_SIZE, object_px=(14, 48))
     # One truncated frame, so that the quality report below has something to find.
     frame = sorted((raw / "images").glob("*.jpg"))[0]
     (raw / "images" / "frame_truncated.jpg").write_bytes(frame.read_bytes()[:2000])
@@ -136,7 +132,7 @@ of each frame, and writes the statistics baseline the drift monitor compares tra
         "code",
         """from yolo_core.data.dataset import build_dataset
 
-dataset = build_dataset(raw, work / "dataset", DATA_FORMAT, seed=7, progress=False, workers=1)
+dataset = build_dataset(raw, work / "dataset", DATA_FORMAT, seed=7, progress=False)
 report = json.loads(dataset.report_path.read_text())
 print(f"dataset {dataset.root} (hash {dataset.dataset_hash[:12]}): {dataset.train_images} train, "
       f"{dataset.val_images} val images, {dataset.boxes} boxes, classes {list(dataset.names.values())}")
@@ -245,9 +241,7 @@ over overlapping tiles at full resolution and merges the boxes across tiles.""",
         """from yolo_core.infer.sliced import predict_sliced
 
 width, height = LARGE_FRAME
-large_dir = generate_scenes(
-    work / "large", 1, seed=99, width=width, height=height, object_px=(14, 48), workers=1
-)
+large_dir = generate_scenes(work / "large", 1, seed=99, width=width, height=height, object_px=(14, 48))
 large = cv2.imread(str(sorted((large_dir / "images").glob("*.jpg"))[0]))
 (whole,) = predictor.predict([large], conf=0.25)
 (sliced,) = predict_sliced(predictor, [large], slice_size=SLICE_SIZE, overlap=0.2, conf=0.25)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
 
 import pytest
@@ -46,3 +47,23 @@ def test_keep_large_buffers_reports_whether_it_applied() -> None:
     with process_pool(1) as pool:  # in a worker: the test process keeps its allocator's defaults
         applied = pool.submit(keep_large_buffers).result(timeout=120)
     assert applied is sys.platform.startswith("linux")
+
+
+START_METHOD_PROBE = """
+import sys, types
+from yolo_core.data import pool
+print(pool.start_method())
+sys.modules[sys.argv[1]] = sys.modules.get(sys.argv[1]) or types.ModuleType(sys.argv[1])
+print(pool.start_method())
+"""
+
+
+@pytest.mark.parametrize("module", ["torch", "ipykernel"])
+def test_a_process_with_threads_that_hold_locks_gets_a_forkserver_pool(module: str) -> None:
+    """A fork copies a lock another thread held (torch's OpenMP pool; a notebook kernel's threads,
+    OpenCV's after a cv2 call there) into the workers, which then hang; such a process must not fork.
+    A fresh interpreter, since the test session's own modules vary with the tests run before."""
+    probe = subprocess.run(
+        [sys.executable, "-c", START_METHOD_PROBE, module], capture_output=True, text=True, timeout=120
+    )
+    assert probe.stdout.split() == ["fork", "forkserver"], probe.stderr

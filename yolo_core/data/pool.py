@@ -1,9 +1,12 @@
 """The process pool of the data steps, safe to start from a process that has loaded torch.
 
-Forking is fastest, but a fork taken while torch's OpenMP threads hold a lock can leave the
-children waiting on it forever (seen once late in a test session that had run inference). So a
-process that has imported torch gets a forkserver pool, and the plain preprocess command, which
-never loads torch, keeps the cheap fork.
+Forking is fastest, but a fork copies only the calling thread: a lock another thread held at that
+moment stays held in the child forever, and its workers hang. Two kinds of process have threads
+that do that: one that has loaded torch (its OpenMP pool; seen late in a test session that had run
+inference) and a Jupyter kernel (its ZeroMQ threads, and OpenCV's pool after any cv2 call in a
+cell: the experiment notebook's dataset cell hung). Those get a forkserver pool, whose server starts
+from a clean process; the plain preprocess command, which never loads torch, keeps the cheap fork
+(numpy's and OpenCV's idle pools at import are safe to fork, as every CI run shows).
 
 Each worker keeps large freed buffers for reuse (`keep_large_buffers`): a decoded 1080p frame is
 a 6 MB array, and with glibc's defaults every frame's buffers went back to the kernel and came
@@ -37,6 +40,14 @@ def keep_large_buffers() -> bool:
     return bool(mmap_set and mallopt(_M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD))
 
 
+UNSAFE_TO_FORK = ("torch", "ipykernel")  # modules whose threads can hold a lock across a fork
+
+
+def start_method() -> str:
+    """ "forkserver" in a process that has loaded torch or is a Jupyter kernel, else "fork"."""
+    return "forkserver" if any(name in sys.modules for name in UNSAFE_TO_FORK) else "fork"
+
+
 def process_pool(workers: int) -> ProcessPoolExecutor:
-    method = "forkserver" if "torch" in sys.modules else "fork"
-    return ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=keep_large_buffers)
+    context = get_context(start_method())
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=keep_large_buffers)
