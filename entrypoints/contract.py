@@ -18,6 +18,9 @@ from yolo_core.errors import UserInputError, one_line
 from yolo_core.jsonfile import read_json_object
 
 DEFAULT_BASE_DIR = Path("/opt/ml")
+# Set by a tuning job's definition: its training jobs share one checkpoint URI, so each keeps its
+# run in a folder named after itself there (a spot restart keeps the job's name, and finds it).
+CHECKPOINTS_PER_JOB_ENV = "CHECKPOINTS_PER_JOB"
 
 
 def base_dir() -> Path:
@@ -32,15 +35,39 @@ def image_commit() -> str:
     return os.environ.get("GIT_COMMIT") or git_commit()
 
 
+def checkpoints_per_job() -> bool:
+    return os.environ.get(CHECKPOINTS_PER_JOB_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def checkpoint_job_name() -> str:
+    """This job's own checkpoint folder name where its checkpoints are kept per job, else ""."""
+    if not checkpoints_per_job():
+        return ""
+    name = os.environ.get("TRAINING_JOB_NAME", "").strip()
+    if not name or "/" in name or name in {".", ".."}:
+        raise UserInputError(
+            f"{CHECKPOINTS_PER_JOB_ENV} is set, but TRAINING_JOB_NAME ({name!r}) names no job "
+            "whose checkpoint folder this could be (SageMaker sets it in every training job)"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class TrainingPaths:
-    """The training-job layout under the base directory."""
+    """The training-job layout under the base directory; `checkpoint_job`: this job's folder
+    under checkpoints/ where a tuning job's trials share one checkpoint URI (else "")."""
 
     base: Path
+    checkpoint_job: str = ""
 
     @classmethod
     def from_env(cls) -> TrainingPaths:
+        """The layout, without the per-job checkpoint folder: `with_job_checkpoints` adds it, where
+        a bad environment can still be reported as one line."""
         return cls(base_dir())
+
+    def with_job_checkpoints(self) -> TrainingPaths:
+        return TrainingPaths(self.base, checkpoint_job_name())
 
     @property
     def config_dir(self) -> Path:
@@ -79,7 +106,8 @@ class TrainingPaths:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.base / "checkpoints"
+        root = self.base / "checkpoints"
+        return root / self.checkpoint_job if self.checkpoint_job else root
 
     @property
     def worker_dir(self) -> Path:

@@ -9,7 +9,9 @@ Reads the contract under /opt/ml (`SAGEMAKER_BASE_DIR` moves it for local runs):
   Ultralytics' DDP); with several, each host launches torchrun (`entrypoints/distributed.py`),
   whose workers run this command with `--worker`, and the leader (first host) exports the model;
 - checkpoints/: the run itself; a spot restart finds it there and resumes (in a multi-host run
-  only the leader writes it, and sends the followers what they resume from).
+  only the leader writes it, and sends the followers what they resume from). With
+  CHECKPOINTS_PER_JOB=1 (a tuning job's trials, which share one checkpoint URI) the run is in
+  checkpoints/<TRAINING_JOB_NAME>/, so no trial resumes another's.
 Writes model/best.pt + model/model.json (the leader's host only), or output/failure (one line)
 and a non-zero exit.
 Environment: IMAGE_URI and GIT_COMMIT (set by both pipeline renderers: SageMaker and local) and
@@ -255,7 +257,7 @@ def run(argv: list[str] | None = None) -> int:
     from entrypoints.environment import configure_offline
 
     configure_offline()
-    paths = TrainingPaths.from_env()
+    paths = TrainingPaths.from_env().with_job_checkpoints()
     hp = Hyperparameters.from_mapping(
         read_json_file(paths.hyperparameters_file, "hyperparameters.json"),
         source=str(paths.hyperparameters_file),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints.contract import CHECKPOINTS_PER_JOB_ENV, TrainingPaths
 from pipeline.__main__ import main
 from pipeline.aws import AwsClients
 from pipeline.config import load_config
@@ -62,7 +63,11 @@ def test_the_request_is_a_bayesian_search_on_map50_95_over_the_declared_space() 
     assert OBJECTIVE in {m["Name"] for m in spec["MetricDefinitions"]}
     assert definition["InputDataConfig"][0]["ChannelName"] == "dataset"
     assert definition["EnableManagedSpotTraining"] is config.spot.enabled
-    assert "CheckpointConfig" not in definition  # trials would share it and resume each other
+    # Spot-safe trials: one checkpoint URI for all, each trial's run in a folder of its own.
+    assert definition["CheckpointConfig"]["S3Uri"] == config.s3_uri(
+        "tuning", "drone-yolo-dev-t1", "checkpoints"
+    )
+    assert definition["Environment"][CHECKPOINTS_PER_JOB_ENV] == "1"
 
 
 def test_pipeline_parameters_and_fixed_hyperparameters_reach_every_job() -> None:
@@ -170,14 +175,50 @@ def test_the_metric_definitions_match_what_the_train_command_prints(
         "_tuning_objective_metric": OBJECTIVE,
     }
     base = lay_out_training_tree(tiny_dataset, tmp_path / "opt_ml", hyperparameters)
-    env = {**guarded_subprocess_env, "SAGEMAKER_BASE_DIR": str(base), "PYTHONUNBUFFERED": "1"}
+    (base / "checkpoints" / "drone-yolo-dev-t1-002-other").mkdir(parents=True)  # another trial's
+    trial = {
+        **request["TrainingJobDefinition"]["Environment"],
+        "TRAINING_JOB_NAME": "drone-yolo-dev-t1-001-ab",
+    }
+    env = {**guarded_subprocess_env, **trial, "SAGEMAKER_BASE_DIR": str(base), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "entrypoints.train"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     card = ModelCard.load(base / "model")
+    assert (base / "checkpoints" / trial["TRAINING_JOB_NAME"] / "run_state.json").is_file()
+    assert not any((base / "checkpoints" / "drone-yolo-dev-t1-002-other").iterdir())
     for metric in request["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]:
         values = [float(v) for v in re.findall(metric["Regex"], log)]
         assert len(values) == 2 + 1, (metric, log[-2000:])  # each epoch, then the best weights
         # SageMaker keeps the last value a job emits: the model card's (5 significant digits).
         assert values[-1] == pytest.approx(card.metrics[metric["Name"]], rel=1e-4, abs=1e-6)
+
+
+def test_a_trial_keeps_its_run_in_a_checkpoint_folder_named_after_its_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(CHECKPOINTS_PER_JOB_ENV, raising=False)
+    monkeypatch.setenv("TRAINING_JOB_NAME", "t1-001-ab")
+    assert TrainingPaths(tmp_path).with_job_checkpoints().checkpoint_dir == tmp_path / "checkpoints"
+    monkeypatch.setenv(CHECKPOINTS_PER_JOB_ENV, "1")
+    assert (
+        TrainingPaths(tmp_path).with_job_checkpoints().checkpoint_dir
+        == tmp_path / "checkpoints" / "t1-001-ab"
+    )
+
+
+def test_per_job_checkpoints_without_a_job_name_is_one_line_and_a_failure_file(
+    tiny_dataset: Path, tmp_path: Path, guarded_subprocess_env: dict[str, str]
+) -> None:
+    base = lay_out_training_tree(tiny_dataset, tmp_path / "opt_ml", {"epochs": "1"})
+    env = {**guarded_subprocess_env, "SAGEMAKER_BASE_DIR": str(base), CHECKPOINTS_PER_JOB_ENV: "1"}
+    env.pop("TRAINING_JOB_NAME", None)
+    command = [sys.executable, "-m", "entrypoints.train"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {CHECKPOINTS_PER_JOB_ENV} is set"), (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert "TRAINING_JOB_NAME" in (base / "output" / "failure").read_text()

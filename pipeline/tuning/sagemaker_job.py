@@ -12,9 +12,11 @@ best weights' validation (`yolo_core.train.tracking.TrackingCallbacks`), e.g.
 The objective is the last value a job emits: the best weights'. `TrainingJobEarlyStoppingType`
 "Auto" stops jobs whose per-epoch objective trails the others', as the local search's pruner does.
 
-No `CheckpointConfig`: every job of a tuning job would get the same checkpoint URI, and a training
-job resumes (or re-exports) the run it finds there, so one trial would report another's model.
-Spot trials that are interrupted restart from the first epoch instead.
+Spot-safe trials: every training job of a tuning job gets the same `CheckpointConfig` URI, and a
+training job resumes (or re-exports) the run it finds there, so the definition also sets
+`CHECKPOINTS_PER_JOB=1`: the train command then keeps its run in a folder named after its own
+training job (`entrypoints.contract`), which a spot restart of that job finds and resumes and no
+other trial reads.
 
 The request is checked with botocore's own validation against the SageMaker service model
 (`validate_request`), since moto 5.2.5 stores a tuning job without checking it.
@@ -27,8 +29,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from entrypoints.contract import CHECKPOINTS_PER_JOB_ENV
 from pipeline import dag as d
 from pipeline.config import EnvConfig
+from pipeline.sagemaker_render import CHECKPOINT_LOCAL_PATH
 from pipeline.tuning.space import SEARCH_SPACE, Dimension, SearchSpace
 from yolo_core.errors import UserInputError
 from yolo_core.hyperparams import Hyperparameters
@@ -169,8 +173,13 @@ def tuning_job_request(
             },
             "StoppingCondition": stopping,
             "EnableManagedSpotTraining": spot,
-            # As the pipeline's jobs: what a job records as its provenance (MLflow tags).
-            "Environment": {"GIT_COMMIT": code_commit, "IMAGE_URI": image},
+            "CheckpointConfig": {
+                "S3Uri": config.s3_uri("tuning", job_name, "checkpoints"),
+                "LocalPath": CHECKPOINT_LOCAL_PATH,
+            },
+            # As the pipeline's jobs: what a job records as its provenance (MLflow tags); and
+            # each trial's run in a checkpoint folder of its own.
+            "Environment": {"GIT_COMMIT": code_commit, "IMAGE_URI": image, CHECKPOINTS_PER_JOB_ENV: "1"},
         },
         "Tags": [{"Key": "environment", "Value": config.name}],
     }
