@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from yolo_core.data import quality
+from yolo_core.errors import UserInputError
 
 COLOR_RULES = ("convert", "reject")
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
@@ -44,6 +45,15 @@ class LoadedImage:
     image: np.ndarray | None = None
     converted: bool = False
     issues: list[quality.Issue] = field(default_factory=list)
+
+
+def read_prepared_image(path: Path) -> np.ndarray:
+    """A dataset's image as BGR pixels, for evaluation and monitoring references: preprocess has
+    already made it upright 8-bit BGR, so only an unreadable file is an error (naming it)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserInputError(f"{path}: not a readable image")
+    return image
 
 
 def content_digest(data: bytes) -> str:

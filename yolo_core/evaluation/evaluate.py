@@ -13,8 +13,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import cv2
-
+from yolo_core.data.images_io import read_prepared_image
 from yolo_core.errors import UserInputError
 from yolo_core.evaluation.coco_check import CrossCheckFailed, coco_map, cross_check, cross_check_failure
 from yolo_core.evaluation.ground_truth import (
@@ -68,13 +67,6 @@ class EvaluationSettings:
             )
 
 
-def _read_image(path: Path):
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserInputError(f"{path}: not a readable image")
-    return image
-
-
 def _predict(predictor: Predictor, images: list, settings: EvaluationSettings) -> list[Detections]:
     if settings.slice_size:
         return predict_sliced(
@@ -116,7 +108,7 @@ def evaluate_model(
     chunk = max(settings.batch_size, 1)
     for start in range(0, len(split.image_files), chunk):
         files = split.image_files[start : start + chunk]
-        images = [_read_image(f) for f in files]
+        images = [read_prepared_image(f) for f in files]
         found, served = _predict(predictor, images, settings), _served(predictor, images, settings)
         for dets, served_dets, image, file in zip(found, served, images, files, strict=True):
             truth = read_labels(label_file_for(file), image.shape[1], image.shape[0], len(split.names))

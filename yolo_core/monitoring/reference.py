@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from yolo_core.data.images_io import read_prepared_image
 from yolo_core.errors import UserInputError
 from yolo_core.evaluation.ground_truth import load_split
 from yolo_core.infer.detections import Detections
@@ -58,7 +58,7 @@ def monitoring_reference(
     detections: list[Detections] = []
     vectors = []
     for start in range(0, len(files), CHUNK):
-        images = [_read(path) for path in files[start : start + CHUNK]]
+        images = [read_prepared_image(path) for path in files[start : start + CHUNK]]
         detections += predictor.predict(images, conf=options.conf, max_det=options.max_det)  # iou: as served
         vectors.append(embedder.embed(images))
     return constraints_document(
@@ -67,10 +67,3 @@ def monitoring_reference(
         embedding_reference=embedding_reference(np.concatenate(vectors)),
         registered_evaluation=registered_evaluation(evaluation, options.conf),
     )
-
-
-def _read(path: Path):
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserInputError(f"{path}: not a readable image")
-    return image
