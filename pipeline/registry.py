@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import os
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from pipeline.artifacts import split_s3_uri
 from pipeline.aws import AwsClients
 from pipeline.config import EnvConfig
 from pipeline.dag import MODEL_CONTENT_TYPES, MODEL_RESPONSE_TYPES
-from pipeline.governance.audit import AuditTrail, as_trail
-from yolo_core.errors import UserInputError
+from pipeline.governance.audit import AuditTrail, as_trail, s3_trail
+from yolo_core.errors import UserInputError, one_line
 from yolo_core.model_card import ModelCard
 from yolo_core.retry import TRACKING, apply_mlflow_http_policy, call_with_retry
 from yolo_core.weights import verify_weights
@@ -448,11 +449,38 @@ class ModelRegistry:
         except (BotoCoreError, ClientError) as exc:
             return f"unavailable ({exc})"
 
+    def _environment_trail(self) -> tuple[list[dict[str, Any]], str]:
+        """The environment's S3 trail (where guarded AWS commands record), and where it was read
+        from or why it was not: lineage reads it beside this registry's own trail, so a version
+        approved on AWS shows its decisions wherever lineage is asked."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self.audit_log.on_s3:
+            return [], ""  # it is this registry's own trail
+        if self.config.placeholder_account and not os.environ.get("AWS_ENDPOINT_URL"):
+            return [], "not read (the config names the example account)"
+        trail = s3_trail(self.config, self.aws.s3)
+        try:
+            return trail.read(), trail.location
+        except (BotoCoreError, ClientError, UserInputError, ValueError) as exc:
+            return [], f"unavailable ({one_line(str(exc))})"
+
+    def _lineage_audit(self, version: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """This version's events from both trails, oldest first, and which trails were read."""
+        shared, shared_where = self._environment_trail()
+        mine = [e for e in shared if e.get("model") == self.name and str(e.get("version")) == version]
+        events = sorted(self.audit_entries(version) + mine, key=lambda e: str(e.get("time", "")))
+        trails = {"registry": self.audit_log.location}
+        if shared_where:
+            trails["environment"] = shared_where
+        return events, trails
+
     def lineage(self, version: str) -> dict[str, Any]:
         model_version = self._version(version)
         tags = dict(model_version.tags)
         arn = tags.get(PACKAGE_TAG, "")
         sagemaker_status = self._package_status(arn)
+        events, trails = self._lineage_audit(str(model_version.version))
         return {
             "model": self.name,
             "version": str(model_version.version),
@@ -487,5 +515,6 @@ class ModelRegistry:
                 "mlflow_source": model_version.source,
             },
             "model_package_arn": arn,
-            "audit": self.audit_entries(str(model_version.version)),
+            "audit": events,
+            "audit_trails": trails,
         }

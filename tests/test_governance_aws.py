@@ -89,6 +89,15 @@ def test_a_data_scientist_is_refused_an_ml_engineer_is_not_and_the_trail_has_bot
     assert events[0]["reason"].endswith("approve in prod is for ml_engineer")
     assert [e["reason"] for e in events[2:]] == ["beats v0", "staging looks right"]
 
+    # Lineage reads the environment's trail beside the registry's local one: the same four events.
+    lineage = pipeline_command(tmp_path, scientist, f"lineage --env prod --version {version}")
+    assert lineage.returncode == 0, lineage.stderr
+    shown = json.loads(lineage.stdout)
+    assert [(e["action"], e["command"]) for e in shown["audit"]] == [
+        (e["action"], e["command"]) for e in events
+    ]
+    assert shown["audit_trails"]["environment"] == trail
+
     lines = pipeline_command(tmp_path, engineer, "audit --env prod").stdout.splitlines()
     assert len(lines) == 4 and f"caller={scientist_arn}" in lines[0] and "action=Refused" in lines[0]
     assert "command=promote" in lines[3] and f"version={version}" in lines[3]
