@@ -92,7 +92,7 @@ def evaluate(argv: list[str] | None = None) -> int:
     resolve_hardware(args.device, args.precision)  # before minutes of unpacking and loading
     from yolo_core.data.json_io import write_json
     from yolo_core.evaluation.artifact import resolve_model_dir
-    from yolo_core.evaluation.evaluate import EvaluationSettings, evaluate_model
+    from yolo_core.evaluation.evaluate import EvaluationSettings, evaluate_split
     from yolo_core.monitoring.constraints import CONSTRAINTS_FILE
     from yolo_core.monitoring.reference import monitoring_reference
 
@@ -111,9 +111,17 @@ def evaluate(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="evaluate-model-") as scratch:
         model_dir = resolve_model_dir(args.model, Path(scratch))
-        report = evaluate_model(model_dir, args.dataset, args.output, settings)
+        evaluation = evaluate_split(model_dir, args.dataset, args.output, settings)
+        report = evaluation.report
         reference = monitoring_reference(
-            model_dir, args.dataset, report, args.serving_conf, args.split, args.device, args.precision
+            model_dir,
+            args.dataset,
+            report,
+            args.serving_conf,
+            args.split,
+            args.device,
+            args.precision,
+            served=evaluation.served,  # the evaluation's own answers where they are the server's
         )
     write_json(args.output / CONSTRAINTS_FILE, reference)
     metrics = {name: entry["value"] for name, entry in report["metrics"].items()}

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from yolo_core.data.images_io import read_prepared_image
 from yolo_core.errors import UserInputError
 from yolo_core.evaluation import evaluate as evaluate_module
 from yolo_core.evaluation.coco_check import CrossCheckFailed, coco_map, cross_check, cross_check_failure
-from yolo_core.evaluation.evaluate import EvaluationSettings, evaluate_model
-from yolo_core.evaluation.ground_truth import GroundTruth, label_file_for, read_labels
+from yolo_core.evaluation.evaluate import (
+    EvaluationSettings,
+    evaluate_model,
+    evaluate_split,
+    pass_gives_served_answers,
+)
+from yolo_core.evaluation.ground_truth import GroundTruth, label_file_for, load_split, read_labels
 from yolo_core.evaluation.metrics import MetricsAccumulator, match_detections, precision_recall
+from yolo_core.infer.agreement import FLOOR, matched_share
 from yolo_core.infer.detections import Detections
+from yolo_core.infer.predictor import Predictor
+from yolo_core.model_card import ModelCard
+from yolo_core.monitoring.prediction_drift import prediction_profile
+from yolo_core.monitoring.reference import monitoring_reference
 from yolo_core.serving.options import InferenceOptions
 from yolo_core.weights import sha256_of
 
@@ -246,3 +258,47 @@ def test_the_report_holds_the_served_figures_at_the_serving_conf(
     for name in ("served_map50_95", "precision_pooled", "recall_pooled"):
         assert metrics[name]["conf"] == InferenceOptions().conf
         assert 0.0 <= metrics[name]["value"] <= 1.0
+
+
+def _as_boxes(detections: list[Detections]) -> list[tuple]:
+    return [(d.boxes, d.scores, d.class_ids) for d in detections]
+
+
+def test_the_evaluation_pass_gives_the_answers_the_monitoring_reference_profiles(
+    trained_model_dir, synthetic_dataset, tmp_path
+):
+    """NMS keeps boxes greedily by score, so the low-conf pass cut at the serving conf is what the
+    server answers: the reference takes it instead of a second pass. Checked against a fresh pass
+    read at a lower floor, both ways on confident boxes (never at the same cut)."""
+    settings = EvaluationSettings(device="cpu")
+    evaluation = evaluate_split(trained_model_dir, synthetic_dataset, tmp_path, settings)
+    files = load_split(synthetic_dataset, "val").image_files
+    served = evaluation.served
+    assert served is not None and len(served) == len(files)
+    assert all((d.scores >= settings.serving_conf).all() for d in served)
+    fresh = Predictor.from_model_dir(trained_model_dir, device="cpu").predict(
+        [read_prepared_image(f) for f in files], conf=FLOOR
+    )
+    for side, other in ((served, fresh), (fresh, served)):
+        matched, total = matched_share(_as_boxes(side), _as_boxes(other))
+        assert total > 0 and matched >= 0.98 * total, (matched, total)
+
+    reference = monitoring_reference(
+        trained_model_dir,
+        synthetic_dataset,
+        evaluation.report,
+        settings.serving_conf,
+        device="cpu",
+        served=served,
+    )
+    card = ModelCard.load(trained_model_dir)
+    assert reference["prediction_profile"] == prediction_profile(served, card.names)
+    assert reference["embedding_reference"]
+
+
+def test_only_a_pass_that_matches_the_server_hands_its_answers_on(trained_model_dir) -> None:
+    card, settings = ModelCard.load(trained_model_dir), EvaluationSettings(device="cpu")
+    assert pass_gives_served_answers(settings, card)
+    assert pass_gives_served_answers(replace(settings, imgsz=card.imgsz), card)
+    for other in ({"slice_size": 320}, {"iou": 0.5}, {"max_det": 100}, {"imgsz": card.imgsz + 32}):
+        assert not pass_gives_served_answers(replace(settings, **other), card), other

@@ -25,9 +25,10 @@ from yolo_core.evaluation.ground_truth import (
 )
 from yolo_core.evaluation.metrics import SERVING_CONF, MetricsAccumulator
 from yolo_core.infer.detections import Detections
-from yolo_core.infer.predictor import Predictor
+from yolo_core.infer.predictor import DEFAULT_IOU, Predictor
 from yolo_core.infer.sliced import predict_sliced
 from yolo_core.model_card import ModelCard
+from yolo_core.serving.options import InferenceOptions
 from yolo_core.train.data_source import dataset_hash
 
 EVALUATION_FILE = "evaluation.json"
@@ -84,10 +85,41 @@ def _served(predictor: Predictor, images: list, settings: EvaluationSettings) ->
     return _predict(predictor, images, replace(settings, conf=settings.serving_conf))
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """The report, and the server's answers per image where the evaluation's own pass gave them
+    (None otherwise): the monitoring reference then needs no second pass over the split."""
+
+    report: dict
+    served: list[Detections] | None
+
+
+def pass_gives_served_answers(settings: EvaluationSettings, card: ModelCard) -> bool:
+    """Whether the evaluation's detections above the serving conf are what the server answers.
+
+    NMS keeps boxes greedily by score, so no box below the serving conf suppresses one above it:
+    the low-conf pass cut at the serving conf is the served answer when the rest matches the
+    server's defaults (whole frames, its IoU and max_det, the card's image size)."""
+    served = InferenceOptions()
+    return (
+        not settings.slice_size
+        and settings.iou == DEFAULT_IOU
+        and settings.max_det == served.max_det
+        and settings.imgsz in (None, card.imgsz)
+    )
+
+
 def evaluate_model(
     model_dir: Path, dataset_dir: Path, output_dir: Path, settings: EvaluationSettings
 ) -> dict:
     """Run the model over the split, compute metrics and the COCO cross-check, write the report."""
+    return evaluate_split(model_dir, dataset_dir, output_dir, settings).report
+
+
+def evaluate_split(
+    model_dir: Path, dataset_dir: Path, output_dir: Path, settings: EvaluationSettings
+) -> Evaluation:
+    """`evaluate_model`, keeping the served answers where its pass gives them."""
     card = ModelCard.load(model_dir)
     split = load_split(dataset_dir, settings.split)
     if len(split.names) != len(card.class_names):
@@ -103,6 +135,8 @@ def evaluate_model(
         batch_size=settings.batch_size,
     )
     accumulator = MetricsAccumulator(split.names, serving_conf=settings.serving_conf)
+    keep_served = pass_gives_served_answers(settings, card)
+    served_answers: list[Detections] = []
     predictions: list[Detections] = []
     truths: list[GroundTruth] = []
     chunk = max(settings.batch_size, 1)
@@ -115,6 +149,8 @@ def evaluate_model(
             accumulator.add(dets, truth, served_dets)
             predictions.append(dets)
             truths.append(truth)
+            if keep_served:
+                served_answers.append(dets.select(dets.scores >= settings.serving_conf))
     output_dir.mkdir(parents=True, exist_ok=True)
     ours = accumulator.finish(plots_dir=output_dir)
     coco = coco_map(predictions, truths, split.names, settings.max_det)
@@ -123,7 +159,7 @@ def evaluate_model(
     failure = cross_check_failure(report["coco_check"])
     if failure:
         raise CrossCheckFailed(f"{failure} (see {output_dir / EVALUATION_FILE})")
-    return report
+    return Evaluation(report, served_answers if keep_served else None)
 
 
 def build_report(

@@ -33,6 +33,7 @@ from yolo_core.runtime import apply_thread_count, configure_offline, cpu_thread_
 from yolo_core.weights import sha256_of, verify_weights
 
 LETTERBOX_PLACES = ("auto", "host", "device")
+DEFAULT_IOU = 0.7  # NMS IoU of whole-frame predictions unless the caller names one (the server's)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ class Predictor:
         self,
         images: Sequence[Input],
         conf: float = 0.25,
-        iou: float = 0.7,
+        iou: float = DEFAULT_IOU,
         max_det: int = 300,
         deadline: Deadline | None = None,
     ) -> list[Detections]:

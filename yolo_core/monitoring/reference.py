@@ -18,6 +18,7 @@ from yolo_core.errors import UserInputError
 from yolo_core.evaluation.ground_truth import load_split
 from yolo_core.infer.detections import Detections
 from yolo_core.infer.predictor import Predictor
+from yolo_core.model_card import ModelCard
 from yolo_core.monitoring.checks import DEFAULT_POLICY, Policy
 from yolo_core.monitoring.constraints import constraints_document
 from yolo_core.monitoring.embedding_drift import embedding_reference
@@ -46,23 +47,32 @@ def monitoring_reference(
     device: str = "auto",
     precision: str = "auto",
     policy: Policy = DEFAULT_POLICY,
+    served: list[Detections] | None = None,
 ) -> dict:
     """The constraints document of the model in `model_dir` over `split` of `dataset_dir`, its
-    answers at `serving_conf` (the endpoint's; the server's other defaults)."""
+    answers at `serving_conf` (the endpoint's; the server's other defaults). `served`: those
+    answers per image, where the evaluation's pass already gave them; else they are predicted."""
     options = InferenceOptions(conf=serving_conf)
     files = load_split(dataset_dir, split).image_files
     if not files:
         raise UserInputError(f"{dataset_dir}: the {split} split has no images to profile the model on")
-    predictor = Predictor.from_model_dir(model_dir, device=device, precision=precision)
+    if served is not None and len(served) != len(files):
+        raise ValueError(f"{len(served)} served answers for the {len(files)} images of the {split} split")
+    predictor = (
+        None
+        if served is not None
+        else Predictor.from_model_dir(model_dir, device=device, precision=precision)
+    )
     embedder = BackboneEmbedder.from_model_dir(model_dir)
-    detections: list[Detections] = []
+    detections: list[Detections] = list(served or [])
     vectors = []
     for start in range(0, len(files), CHUNK):
         images = [read_prepared_image(path) for path in files[start : start + CHUNK]]
-        detections += predictor.predict(images, conf=options.conf, max_det=options.max_det)  # iou: as served
+        if predictor is not None:  # iou: as served
+            detections += predictor.predict(images, conf=options.conf, max_det=options.max_det)
         vectors.append(embedder.embed(images))
     return constraints_document(
-        prediction_profile=prediction_profile(detections, predictor.names),
+        prediction_profile=prediction_profile(detections, ModelCard.load(model_dir).names),
         policy=policy,
         embedding_reference=embedding_reference(np.concatenate(vectors)),
         registered_evaluation=registered_evaluation(evaluation, options.conf),
