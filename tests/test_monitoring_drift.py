@@ -18,9 +18,10 @@ import pytest
 from yolo_core.data.stats import image_statistics
 from yolo_core.data.visdrone_classes import NAMES
 from yolo_core.infer.detections import Detections
-from yolo_core.monitoring.checks import Outcome, Policy, decide
+from yolo_core.monitoring.checks import QUALITY_DROP, Outcome, Policy, decide
 from yolo_core.monitoring.documents import checks_document, statistics_document, violations_document
-from yolo_core.monitoring.drift import drift_checks
+from yolo_core.monitoring.drift import ResampledTests, drift_checks
+from yolo_core.monitoring.embedding_drift import permutations_for
 from yolo_core.monitoring.image_drift import numeric_outcome
 from yolo_core.monitoring.power import (
     BASELINE_FRAMES,
@@ -154,3 +155,21 @@ def test_box_sizes_per_class_see_a_higher_altitude(runs):
     assert sum(len(classes) >= 3 for classes in flagged) >= TARGET_POWER * len(runs)
     unshifted = [c for run in runs for c in run[NO_SHIFT] if c.feature_name.startswith(per_class)]
     assert unshifted and not any(c.violated for c in unshifted)
+
+
+def test_resampled_tests_get_resamples_for_the_whole_familys_size(documents_of_a_run):
+    """The family's size is known in one place: every fixed check plus each resampled test's count;
+    the resampled tests then run with enough resamples for Holm over all of them, and join it."""
+    _, served_images, served = documents_of_a_run
+    frames = [render(0, i) for i in range(BASELINE_FRAMES)]
+    baseline, reference = json.loads(json.dumps(baseline_documents(frames)))
+    fixed = drift_checks(baseline, served_images, reference, served)
+    asked: list[int] = []
+
+    def quality(resamples: int) -> list[Outcome]:
+        asked.append(resamples)
+        return [Outcome("quality.recall", "binomial", 0.4, 1e-6, 0.3, "0.4 vs 0.7", QUALITY_DROP)]
+
+    checks = drift_checks(baseline, served_images, reference, served, resampled=[ResampledTests(3, quality)])
+    assert asked == [permutations_for(len(fixed) + 3, Policy().alpha)]
+    assert [c.feature_name for c in checks] == [c.feature_name for c in fixed] + ["quality.recall"]

@@ -28,10 +28,9 @@ from yolo_core.monitoring.capture import ImageSource, Window, read_images, read_
 from yolo_core.monitoring.checks import Check
 from yolo_core.monitoring.constraints import Constraints
 from yolo_core.monitoring.documents import checks_document, statistics_document, violations_document
-from yolo_core.monitoring.drift import drift_checks
-from yolo_core.monitoring.embedding_drift import MAX_ROWS, permutations_for, reference_vectors
-from yolo_core.monitoring.image_drift import DRIFT_FEATURES
-from yolo_core.monitoring.prediction_drift import NUMERIC, prediction_profile
+from yolo_core.monitoring.drift import ResampledTests, drift_checks
+from yolo_core.monitoring.embedding_drift import MAX_ROWS, reference_vectors
+from yolo_core.monitoring.prediction_drift import prediction_profile
 from yolo_core.monitoring.report import Example, most_drifted, write_html_report
 
 EMBEDDED_IMAGES = MAX_ROWS  # the MMD test subsamples to this many anyway
@@ -73,7 +72,7 @@ def run_monitoring(inputs: MonitorInputs) -> MonitoringResult:
     if inputs.model_dir is not None and constraints.embedding_reference is not None:
         reference_embeddings = reference_vectors(constraints.embedding_reference, "embedding_reference")
         served_embeddings = embed_sample(inputs.model_dir, window.sources)
-    quality_outcomes, quality = _quality(inputs, window)
+    quality_tests, quality = _quality(inputs, window)
     checks = drift_checks(
         inputs.baseline,
         window.images,
@@ -82,7 +81,7 @@ def run_monitoring(inputs: MonitorInputs) -> MonitoringResult:
         constraints.policy,
         reference_embeddings,
         served_embeddings,
-        extra=quality_outcomes,
+        resampled=quality_tests,
     )
     summary = run_summary(inputs, window, checks, quality)
     write_documents(inputs, window, served, checks, summary)
@@ -99,16 +98,17 @@ def embed_sample(model_dir: Path, sources: Sequence[ImageSource]) -> np.ndarray:
     return BackboneEmbedder.from_model_dir(model_dir).embed(images)
 
 
-def _quality(inputs: MonitorInputs, window: Window) -> tuple[list, dict | None]:
-    """Quality outcomes and the monitored metrics, when ground truth and a registered evaluation
-    are both there; otherwise none (and why, for run.json)."""
+def _quality(inputs: MonitorInputs, window: Window) -> tuple[list[ResampledTests], dict | None]:
+    """The quality tests, when ground truth and a registered evaluation are both there, and the
+    monitored metrics they fill in when `drift_checks` runs them; otherwise none (and why, for
+    run.json)."""
     registered = inputs.constraints.registered_evaluation
     if inputs.ground_truth is None:
         return [], None
     if registered is None:
         return [], {"skipped": "the constraints document has no registered_evaluation to compare with"}
     from yolo_core.monitoring.ground_truth import read_ground_truth
-    from yolo_core.monitoring.quality import join_ground_truth, quality_outcomes
+    from yolo_core.monitoring.quality import REGISTERED, join_ground_truth, quality_outcomes
 
     names = _class_names(inputs, window)
     truth = read_ground_truth(inputs.ground_truth, len(names))
@@ -116,14 +116,16 @@ def _quality(inputs: MonitorInputs, window: Window) -> tuple[list, dict | None]:
     pairs, unmatched = join_ground_truth(served, truth)
     if not pairs:
         return [], {"skipped": f"no served image has ground truth ({dict(unmatched)})"}
-    # Enough resamples that a clear drop survives Holm over the run's whole family (an upper bound
-    # of its size: image, prediction, per-class size, embedding and quality checks).
-    family = len(DRIFT_FEATURES) + len(NUMERIC) + 1 + len(names) + 1 + 3
-    resamples = permutations_for(family, inputs.constraints.policy.alpha)
-    outcomes, metrics = quality_outcomes(
-        pairs, names, registered, float(registered["serving_conf"]), resamples=resamples
-    )
-    return outcomes, {**metrics, "unmatched": dict(unmatched)}
+    monitored: dict = {}
+
+    def run(resamples: int) -> list:
+        outcomes, metrics = quality_outcomes(
+            pairs, names, registered, float(registered["serving_conf"]), resamples=resamples
+        )
+        monitored.update({**metrics, "unmatched": dict(unmatched)})
+        return outcomes
+
+    return [ResampledTests(len(REGISTERED), run)], monitored
 
 
 def _class_names(inputs: MonitorInputs, window: Window) -> dict[int, str]:
