@@ -138,27 +138,91 @@ def test_local_run_alerts_publishes_and_links_the_mlflow_run(
     assert "monitoring/report.html" in artifacts and "monitoring/checks.json" in artifacts
 
 
+def _registered_references(clients: AwsClients, version: str) -> dict[str, str]:
+    """A version's references in its registry prefix, as registry tags name them."""
+    tags = {}
+    for tag, key, body in (
+        ("monitoring.baseline_url", "monitoring/baseline.json", b'{"per_image": []}'),
+        ("monitoring.constraints_url", "monitoring/monitoring_constraints.json", b"{}"),
+        ("model_data_url", "model.tar.gz", f"model {version}".encode()),
+    ):
+        clients.s3.put_object(Bucket=CONFIG.bucket, Key=f"registry/v{version}/{key}", Body=body)
+        tags[tag] = f"s3://{CONFIG.bucket}/registry/v{version}/{key}"
+    return tags
+
+
+def _monitored_model(clients: AwsClients) -> bytes:
+    from pipeline.monitoring.dag import production_references
+
+    bucket, prefix = production_references(CONFIG)["model"].removeprefix("s3://").split("/", 1)
+    return clients.s3.get_object(Bucket=bucket, Key=f"{prefix}/model.tar.gz")["Body"].read()
+
+
 def test_a_promotion_copies_the_versions_references_where_the_schedule_reads_them(aws_env):
     from pipeline.monitoring.dag import production_references
-    from pipeline.monitoring.references import publish_production_references
+    from pipeline.monitoring.references import publish_production_references, reference_sources
     from yolo_core.errors import UserInputError
 
     clients = AwsClients(CONFIG.region)
     clients.ensure_bucket(CONFIG.bucket)
-    tags = {}
-    for tag, key, body in (
-        ("monitoring.baseline_url", "registry/v3/monitoring/baseline.json", b'{"per_image": []}'),
-        ("monitoring.constraints_url", "registry/v3/monitoring/monitoring_constraints.json", b"{}"),
-        ("model_data_url", "registry/v3/model.tar.gz", b"model bytes"),
-    ):
-        clients.s3.put_object(Bucket=CONFIG.bucket, Key=key, Body=body)
-        tags[tag] = f"s3://{CONFIG.bucket}/{key}"
+    tags = _registered_references(clients, "3")
 
-    copied = publish_production_references(clients.s3, CONFIG, tags)
+    copied = publish_production_references(clients.s3, CONFIG, reference_sources(tags))
 
     for name, uri in copied.items():
         assert uri.startswith(production_references(CONFIG)[name] + "/")
         bucket, key = uri.removeprefix("s3://").split("/", 1)
         assert clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     with pytest.raises(UserInputError, match="no constraints URL"):
-        publish_production_references(clients.s3, CONFIG, {**tags, "monitoring.constraints_url": ""})
+        reference_sources({**tags, "monitoring.constraints_url": ""})
+
+
+def test_a_rollback_puts_the_restored_versions_references_back(aws_env, capsys):
+    """A rollback reads no registry: the history remembers where each live version's references
+    are, so the schedule monitors the version that serves again, not the one rolled back."""
+    from types import SimpleNamespace
+
+    from pipeline.deploy.cli import _monitor_live_version
+    from pipeline.deploy.history import History
+
+    clients = AwsClients(CONFIG.region)
+    clients.ensure_bucket(CONFIG.bucket)
+    deployer = SimpleNamespace(
+        clients=clients, history=History(CONFIG.s3_uri("deployments", "t"), clients.s3)
+    )
+    for version in ("3", "4"):
+        _monitor_live_version(CONFIG, deployer, version, _registered_references(clients, version))
+        assert _monitored_model(clients) == f"model {version}".encode()
+    _monitor_live_version(CONFIG, deployer, "3", None)  # rolled back to version 3
+    assert _monitored_model(clients) == b"model 3"
+    assert (
+        "ground-truth"
+        in clients.s3.list_objects_v2(Bucket=CONFIG.bucket, Prefix=CONFIG.prefix + "/ground-truth")[
+            "Contents"
+        ][0]["Key"]
+    )
+    _monitor_live_version(CONFIG, deployer, "2", None)  # live before the history kept references
+    assert "monitoring references not updated: the deployment history has no references of version 2" in (
+        capsys.readouterr().err
+    )
+
+
+def test_going_live_seeds_the_empty_ground_truth_prefix_the_schedule_reads(aws_env):
+    """SageMaker fails a Processing input on an empty S3 prefix: the ground-truth input gets a README
+    (no .jsonl: no quality checks) while no labels are there, and nothing once labels are."""
+    from pipeline.monitoring.dag import ground_truth_prefix
+    from pipeline.monitoring.declaration import build_monitoring
+    from pipeline.monitoring.references import GROUND_TRUTH_README, seed_ground_truth_prefix
+
+    clients = AwsClients(CONFIG.region)
+    clients.ensure_bucket(CONFIG.bucket)
+    bucket, prefix = ground_truth_prefix(CONFIG, build_monitoring(CONFIG)).removeprefix("s3://").split("/", 1)
+    assert seed_ground_truth_prefix(clients.s3, CONFIG) == f"s3://{bucket}/{prefix}/{GROUND_TRUTH_README}"
+    keys = [o["Key"] for o in clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+    assert keys == [f"{prefix}/{GROUND_TRUTH_README}"]
+
+    clients.s3.delete_object(Bucket=bucket, Key=keys[0])
+    clients.s3.put_object(Bucket=bucket, Key=f"{prefix}/2026/12/06/labels.jsonl", Body=b"{}\n")
+    seed_ground_truth_prefix(clients.s3, CONFIG)
+    keys = [o["Key"] for o in clients.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+    assert keys == [f"{prefix}/2026/12/06/labels.jsonl"]

@@ -154,6 +154,9 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
     deployer = _deployer(args, config, deployment, local_state)
     if args.command == "rollback":
         outcome = flow.rollback(deployment, deployer, args.reason, args.who, audit_log)
+        if not args.local and outcome.status == "live":
+            restored = deployer.history.live("production") or {}
+            _monitor_live_version(config, deployer, str(restored.get("version", "")), None)
     else:
         chosen, tags = candidate(registry, args.version, args.local, local_state)
         if args.command == "promote":
@@ -161,19 +164,37 @@ def run(args: argparse.Namespace, config: Any, registry: Any) -> int:
         else:
             outcome = deploy(args, config, deployment, deployer, chosen, tags, audit_log)
         if not args.local and outcome.status == "live":
-            from pipeline.monitoring.references import publish_production_references
-
-            try:
-                copied = publish_production_references(deployer.clients.s3, config, tags)
-                print(f"monitoring references of version {chosen.version}: {', '.join(copied.values())}")
-            except UserInputError as exc:  # registered before monitoring existed: say so, go on
-                print(f"monitoring references not updated: {exc}", file=sys.stderr)
+            _monitor_live_version(config, deployer, chosen.version, tags)
     print(outcome.message)
     if args.local:
         for stage in ("staging", "production"):
             if deployer.url(stage):
                 print(f"{stage}: {deployer.url(stage)}")
     return 0 if outcome.ok else 1
+
+
+def _monitor_live_version(config: Any, deployer: Any, version: str, tags: dict[str, str] | None) -> None:
+    """Point the scheduled monitoring at the version now live in production: its references from
+    its registry tags (a promotion; remembered in the history) or from the history (a rollback)."""
+    from pipeline.monitoring.references import (
+        publish_production_references,
+        reference_sources,
+        seed_ground_truth_prefix,
+    )
+
+    try:
+        if tags is not None:
+            sources = reference_sources(tags)
+            deployer.history.save_monitoring_sources(version, sources)
+        else:
+            sources = deployer.history.monitoring_sources(version)
+            if sources is None:
+                raise UserInputError(f"the deployment history has no references of version {version}")
+        copied = publish_production_references(deployer.clients.s3, config, sources)
+        print(f"monitoring references of version {version}: {', '.join(copied.values())}")
+        seed_ground_truth_prefix(deployer.clients.s3, config)
+    except UserInputError as exc:  # registered before monitoring existed: say so, go on
+        print(f"monitoring references not updated: {exc}", file=sys.stderr)
 
 
 def deploy(

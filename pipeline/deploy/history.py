@@ -87,3 +87,13 @@ class History:
     def report(self) -> StagingReport | None:
         raw = self.read().get("staging_report")
         return StagingReport.from_dict(raw) if raw else None
+
+    def save_monitoring_sources(self, version: str, sources: dict[str, str]) -> None:
+        """Where `version`'s monitoring references are (its registry's URLs), for a rollback to
+        it, which reads no registry, to put them back in place."""
+        data = self.read()
+        data.setdefault("monitoring_sources", {})[str(version)] = dict(sources)
+        self.write(data)
+
+    def monitoring_sources(self, version: str) -> dict[str, str] | None:
+        return self.read().get("monitoring_sources", {}).get(str(version))

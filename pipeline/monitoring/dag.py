@@ -30,6 +30,11 @@ def production_references(config: EnvConfig) -> dict[str, str]:
     return {name: config.s3_uri(*REFERENCE_PREFIX, name) for name in ("baseline", "constraints", "model")}
 
 
+def ground_truth_prefix(config: EnvConfig, monitoring: Monitoring) -> str:
+    """Where labellers put ground truth for the monitored endpoint (the schedule's default)."""
+    return config.s3_uri("ground-truth", monitoring.endpoint)
+
+
 def monitoring_parameters(config: EnvConfig, monitoring: Monitoring) -> tuple[d.Param, ...]:
     references = production_references(config)
     capture = f"{build_deployment(config).capture_uri}/{monitoring.endpoint}"  # SageMaker adds the name
@@ -46,7 +51,7 @@ def monitoring_parameters(config: EnvConfig, monitoring: Monitoring) -> tuple[d.
         d.Param(
             "GroundTruthUri",
             "string",
-            lambda c: c.s3_uri("ground-truth", monitoring.endpoint),
+            lambda c: ground_truth_prefix(c, monitoring),
             "ground-truth labels by inference id (no .jsonl there: no quality checks)",
         ),
         d.Param(
