@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_core.redact import redact_uri, redact_values
-from yolo_core.retry import TRACKING, apply_mlflow_http_policy, call_with_retry
+from yolo_core.retry import TRACKING, TRANSFER, apply_mlflow_http_policy, call_with_retry
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -113,3 +113,17 @@ class PipelineTracking:
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         call_with_retry(self.client.set_terminated, run_id, status, policy=TRACKING)
+
+
+def download_registered(artifact_uri: str, target: Path) -> str:
+    """MLflow artifacts (a registered model folder, its monitoring references) into `target`, with
+    the transfer policy's retries: a store or network hiccup costs a retry, not the deployment."""
+    from mlflow.artifacts import download_artifacts
+
+    return call_with_retry(
+        download_artifacts,
+        artifact_uri=artifact_uri,
+        dst_path=str(target),
+        policy=TRANSFER,
+        what=f"download of {redact_uri(artifact_uri)}",
+    )

@@ -161,3 +161,40 @@ def test_static_check_catches_a_client_without_config() -> None:
         if isinstance(node, ast.Call)
     ]
     assert all(_makes_aws_client(call) and not _has_policy_config(call) for call in calls)
+
+
+def test_every_mlflow_artifact_download_goes_through_the_retry_policy() -> None:
+    """`download_artifacts` is only ever handed to `call_with_retry` (pipeline.tracking's
+    download_registered, compare's card reads), never called bare."""
+    handed, bare = 0, []
+    for path in _python_files("pipeline", "entrypoints", "yolo_core"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            if ast.unparse(node.func).endswith("download_artifacts"):
+                bare.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+            elif ast.unparse(node.func).endswith("call_with_retry") and node.args:
+                handed += ast.unparse(node.args[0]).endswith("download_artifacts")
+    assert handed >= 2
+    assert not bare, "download_artifacts called without call_with_retry:\n" + "\n".join(bare)
+
+
+def test_a_registered_model_download_retries_a_transient_failure(tmp_path: Path, monkeypatch) -> None:
+    import mlflow.artifacts
+
+    from pipeline.tracking import download_registered
+
+    source = tmp_path / "run" / "model"
+    source.mkdir(parents=True)
+    (source / "model.json").write_text("{}")
+    real, calls = mlflow.artifacts.download_artifacts, []
+
+    def flaky(**kwargs: Any) -> str:
+        calls.append(kwargs["artifact_uri"])
+        if len(calls) == 1:
+            raise ConnectionResetError(104, "connection reset by peer")
+        return real(**kwargs)
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", flaky)
+    local = download_registered(source.as_uri(), tmp_path / "copy")
+    assert len(calls) == 2 and (Path(local) / "model.json").is_file()

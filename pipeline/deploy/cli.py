@@ -60,12 +60,12 @@ def state_dir(work_dir: Path, config: Any) -> Path:
 
 def _model_dir(version: Any, state_dir: Path) -> str:
     """A copy of the registered model folder (MLflow's `model` artifact) that the servers read."""
-    from mlflow.artifacts import download_artifacts
+    from pipeline.tracking import download_registered
 
     target = state_dir / "models" / f"v{version.version}"
     if not (target / "model" / "model.json").is_file():
         target.mkdir(parents=True, exist_ok=True)
-        download_artifacts(artifact_uri=version.source, dst_path=str(target))
+        download_registered(version.source, target)
     return str(target / "model")
 
 

@@ -47,7 +47,7 @@ class LocalMonitoringRun:
 
 def registered_references(registry: ModelRegistry, version: str, target: Path) -> References:
     """Download an approved version's model and monitoring references from its MLflow run."""
-    from mlflow.artifacts import download_artifacts
+    from pipeline.tracking import download_registered
 
     model_version = registry.approved_version(version, in_sagemaker=False)
     number = str(model_version.version)
@@ -55,11 +55,11 @@ def registered_references(registry: ModelRegistry, version: str, target: Path) -
     source = model_version.source  # <run artifacts>/model
     root = source.rsplit("/", 1)[0]
     if not (folder / "model" / "model.json").is_file():
-        download_artifacts(artifact_uri=source, dst_path=str(folder))
+        download_registered(source, folder)
     monitoring = folder / MONITORING_ARTIFACTS
     if not monitoring.is_dir():
         try:
-            download_artifacts(artifact_uri=f"{root}/{MONITORING_ARTIFACTS}", dst_path=str(folder))
+            download_registered(f"{root}/{MONITORING_ARTIFACTS}", folder)
         except Exception as exc:  # MLflow raises its own, OSError or a store error per backend
             raise UserInputError(
                 f"model version {number} has no monitoring references (registered before the "
