@@ -150,7 +150,8 @@ def evaluate_split(
             predictions.append(dets)
             truths.append(truth)
             if keep_served:
-                served_answers.append(dets.select(dets.scores >= settings.serving_conf))
+                # the server's rule, as the predictor's and the accumulator's: score > conf
+                served_answers.append(dets.select(dets.scores > settings.serving_conf))
     output_dir.mkdir(parents=True, exist_ok=True)
     ours = accumulator.finish(plots_dir=output_dir)
     coco = coco_map(predictions, truths, split.names, settings.max_det)
