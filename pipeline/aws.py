@@ -52,10 +52,16 @@ class AwsClients:
             self.s3.create_bucket(Bucket=bucket, **extra)
 
 
+def names_example_account(config: EnvConfig) -> bool:
+    """Whether the config still names a bundled example account while AWS is the real one (no
+    stand-in such as moto at AWS_ENDPOINT_URL): nothing of that account is the caller's."""
+    return config.placeholder_account and not os.environ.get("AWS_ENDPOINT_URL")
+
+
 def refuse_placeholder_account(config: EnvConfig, action: str) -> None:
     """The bundled configs name example accounts: against real AWS, `action` would create resources
     in whatever account the caller's credentials belong to, under names meant for someone else."""
-    if config.placeholder_account and not os.environ.get("AWS_ENDPOINT_URL"):
+    if names_example_account(config):
         raise UserInputError(
             f"{action}: pipeline/config/{config.name}.yaml names the example account {config.account}; "
             "put your account, roles, bucket and registry there (or use --moto for a local stand-in)"

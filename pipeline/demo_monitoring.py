@@ -27,6 +27,7 @@ from pipeline.monitoring.local import (
     receive_alerts,
     run_monitoring_locally,
 )
+from yolo_core.data.images_io import read_prepared_image
 from yolo_core.errors import UserInputError
 from yolo_core.monitoring.shifts import blurred, darker
 from yolo_core.serving.app import INFERENCE_ID_HEADER
@@ -41,7 +42,7 @@ def send_frames(
     """POST each frame (transformed first, when given) as a JPEG with its own inference id (and
     X-Conf, when given: the conf the model was registered at)."""
     for frame in frames:
-        image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+        image = read_prepared_image(frame)
         if transform is not None:
             image = transform(image)
         ok, jpeg = cv2.imencode(".jpg", image)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import os
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import split_s3_uri
-from pipeline.aws import AwsClients
+from pipeline.aws import AwsClients, names_example_account
 from pipeline.config import EnvConfig
 from pipeline.dag import MODEL_CONTENT_TYPES, MODEL_RESPONSE_TYPES
 from pipeline.governance.audit import AuditTrail, as_trail, s3_trail
@@ -457,7 +456,7 @@ class ModelRegistry:
 
         if self.audit_log.on_s3:
             return [], ""  # it is this registry's own trail
-        if self.config.placeholder_account and not os.environ.get("AWS_ENDPOINT_URL"):
+        if names_example_account(self.config):
             return [], "not read (the config names the example account)"
         trail = s3_trail(self.config, self.aws.s3)
         try:
