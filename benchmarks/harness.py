@@ -48,7 +48,12 @@ def add_common_args(parser) -> None:
     add("--device", default="auto", help="auto, cpu, cuda, cuda:0")
     add("--weights", type=Path, help="a .pt checkpoint (a trained one for meaningful agreement figures)")
     add("--model", default="yolo11n.yaml", help="architecture for random weights when --weights is absent")
-    add("--precisions", default="auto", help="comma list of fp32,bf16,fp16; auto: every one this host runs")
+    add(
+        "--precisions",
+        default="auto",
+        help="comma list of fp32,bf16,fp16,int8 (int8: a model made by `quantize` beside --weights); "
+        "auto: every one this host runs",
+    )
     add("--repeats", type=int, default=3, help="timed repeats; the median is reported")
     add(
         "--backends",
@@ -93,12 +98,15 @@ class Variant:
         return {"backend": self.backend, "precision": self.precision, "letterbox": self.letterbox}
 
 
-def host_engines(device: torch.device) -> list:
-    """Every (engine, precision) this host runs natively, as the predictor's "auto" measures them."""
+def host_engines(device: torch.device, weights: Path | None = None) -> list:
+    """Every (engine, precision) this host runs natively, as the predictor's "auto" measures them
+    (OpenVINO int8 where the weights have a quantised model: `quantize`)."""
     from yolo_core.infer.engine_candidates import native_engines
     from yolo_core.infer.host import probe_host
+    from yolo_core.infer.int8 import find_quantized
 
-    return native_engines(probe_host(device, cpu_thread_count()))
+    int8 = weights is not None and find_quantized(weights) is not None
+    return native_engines(probe_host(device, cpu_thread_count()), int8)
 
 
 def our_variants(device: torch.device, args) -> list[Variant]:
@@ -107,7 +115,7 @@ def our_variants(device: torch.device, args) -> list[Variant]:
     backends, precisions = _comma_list(args.backends), _comma_list(args.precisions)
     places = _comma_list(getattr(args, "letterbox", "auto"))
     variants = [Variant("auto", "auto")] if "auto" in backends else []
-    for spec in host_engines(device):
+    for spec in host_engines(device, getattr(args, "weights", None)):
         if "auto" not in backends and spec.backend not in backends:
             continue
         if "auto" not in precisions and spec.precision not in precisions:
@@ -165,19 +173,23 @@ def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> tuple
 
 
 def matmul_flops_per_second(device: torch.device, precision: str, size: int | None = None) -> float:
-    """FLOP/s of a large square matrix product in this precision: the machine's compute ceiling."""
+    """FLOP/s of a large square matrix product in this precision: the machine's compute ceiling
+    (int8: operations/s of torch's int8 product, the VNNI or AMX-int8 kernels where present)."""
     size = size or (8192 if device.type == "cuda" else 2048)
-    dtype = DTYPES[precision]
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+    if precision == "int8":
+        a = torch.randint(-128, 128, (size, size), dtype=torch.int8, device=device)
+        b, product = a.clone(), torch._int_mm
+    else:
+        a = torch.randn(size, size, device=device).to(DTYPES[precision])
+        b, product = torch.randn(size, size, device=device).to(DTYPES[precision]), torch.matmul
     with torch.inference_mode():
         for _ in range(2):
-            a @ b
+            product(a, b)
         runs = 10 if device.type == "cuda" else 3
         sync(device)
         start = time.perf_counter()
         for _ in range(runs):
-            a @ b
+            product(a, b)
         sync(device)
     return 2 * size**3 * runs / (time.perf_counter() - start)
 

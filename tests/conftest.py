@@ -41,6 +41,15 @@ def offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "_configured_threads", runtime._configured_threads)
 
 
+@pytest.fixture
+def engine_cache(tmp_path: Path, offline_env) -> Path:
+    """A private cache of the test's own (exports, IRs, engine choices), the default root meanwhile."""
+    from yolo_core import cache_dir
+
+    cache_dir.set_default_root(tmp_path / "cache")
+    return tmp_path / "cache"
+
+
 @pytest.fixture(autouse=True)
 def network_guard(tmp_path_factory: pytest.TempPathFactory):
     """Fails the test if it, or a subprocess started with `guarded_subprocess_env`, left loopback."""

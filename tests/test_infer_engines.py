@@ -137,14 +137,6 @@ def test_openvino_is_imported_without_its_telemetry(guarded_subprocess_env):
     assert done.stdout.strip() == "None"
 
 
-@pytest.fixture
-def engine_cache(tmp_path: Path, offline_env) -> Path:
-    from yolo_core import cache_dir
-
-    cache_dir.set_default_root(tmp_path / "cache")
-    return tmp_path / "cache"
-
-
 def test_auto_measures_once_then_reads_the_cache_or_the_model_card(trained_model_dir, engine_cache, tmp_path):
     first = Predictor.from_model_dir(trained_model_dir, device="cpu", batch_size=2)
     choice = first.engine_choice

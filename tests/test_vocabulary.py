@@ -50,7 +50,7 @@ def test_a_word_that_is_neither_names_the_field(word: str) -> None:
 
 def test_precision_names_per_side() -> None:
     assert TRAINING_PRECISIONS == ("auto", "fp32", "amp", "bf16")
-    assert INFERENCE_PRECISIONS == ("auto", "fp32", "fp16", "bf16")
+    assert INFERENCE_PRECISIONS == ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 def test_the_vocabulary_loads_without_torch() -> None:

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_HELP = "auto, cpu, cuda, cuda:N, or a GPU index N"
-PRECISION_HELP = "auto: the fastest this host runs with fp32's boxes (measured at load); or fp32, bf16, fp16"
+PRECISION_HELP = (
+    "auto: the fastest this host runs with fp32's boxes (measured at load); or fp32, bf16, fp16, "
+    "int8 (a model quantised by the `quantize` command, its measured mAP cost beside it)"
+)
 
 
 def _describe(kind: type, low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:

@@ -32,9 +32,10 @@ __all__ = [
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
-# Training: "amp" is fp16 autocast with gradient scaling. Inference: "fp16" runs the model in half.
+# Training: "amp" is fp16 autocast with gradient scaling. Inference: "fp16" runs the model in half;
+# "int8" runs a model the user quantised, whose measured mAP cost sits beside it (OpenVINO).
 TRAINING_PRECISIONS = ("auto", "fp32", "amp", "bf16")
-INFERENCE_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+INFERENCE_PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 CPUINFO = Path("/proc/cpuinfo")
 # Native bf16 arithmetic: AVX-512 BF16 dot products (AMD Zen 4+, Intel Cooper Lake+) or AMX tiles

@@ -56,6 +56,7 @@ class EvaluationSettings:
     imgsz: int | None = None  # None: the model card's
     device: str = "auto"
     precision: str = "auto"
+    backend: str = "auto"
     batch_size: int = 8
     slice_size: int = 0  # 0: whole images; else sliced inference with these tiles
     overlap: float = 0.2
@@ -132,6 +133,7 @@ def evaluate_split(
         imgsz=settings.imgsz or card.imgsz,
         device=settings.device,
         precision=settings.precision,
+        backend=settings.backend,
         batch_size=settings.batch_size,
     )
     accumulator = MetricsAccumulator(split.names, serving_conf=settings.serving_conf)

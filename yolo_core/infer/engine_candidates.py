@@ -1,7 +1,8 @@
 """Which (engine, precision) pairs a host can run, and which of them a request leaves open.
 
 A pure function of the host's description: "auto" leaves every pair this host runs natively
-(emulated bf16, >20x slower than fp32 on a CPU without bf16 instructions, is never a candidate);
+(emulated bf16, >20x slower than fp32 on a CPU without bf16 instructions, is never a candidate;
+OpenVINO int8 only where the weights have a quantised model whose mAP cost was measured);
 an explicit backend or precision narrows the list; an explicit pair the host cannot run is a
 `UserInputError` naming it, never a silent substitute.
 """
@@ -19,7 +20,7 @@ from yolo_core.vocabulary import INFERENCE_PRECISIONS
 @dataclass(frozen=True, order=True)
 class EngineSpec:
     backend: str  # one of choices.ENGINES
-    precision: str  # fp32, bf16 or fp16
+    precision: str  # fp32, bf16, fp16 or int8
 
     @property
     def name(self) -> str:
@@ -33,8 +34,9 @@ class EngineSpec:
 REFERENCE = EngineSpec("torch", "fp32")
 
 
-def native_engines(host: Host) -> list[EngineSpec]:
-    """Every pair this host runs at full speed, the reference first."""
+def native_engines(host: Host, int8: bool = False) -> list[EngineSpec]:
+    """Every pair this host runs at full speed, the reference first; `int8`: the weights have a
+    quantised model with its measured cost (`yolo_core.infer.int8`)."""
     specs = [EngineSpec("torch", "fp32")]
     if host.on_gpu:
         specs.append(EngineSpec("torch", "fp16"))
@@ -51,6 +53,8 @@ def native_engines(host: Host) -> list[EngineSpec]:
         specs.append(EngineSpec("openvino", "fp32"))
         if host.openvino_bf16:
             specs.append(EngineSpec("openvino", "bf16"))
+        if int8:
+            specs.append(EngineSpec("openvino", "int8"))
     return specs
 
 
@@ -68,6 +72,8 @@ def _why_not(host: Host, spec: EngineSpec) -> str | None:
         return "precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on a CPU"
     if backend == "onnx" and precision != "fp32":
         return f"backend 'onnx' runs fp32 only, not {precision!r}"
+    if precision == "int8" and backend != "openvino":
+        return f"precision 'int8' runs a quantised model on backend 'openvino', not {backend!r}"
     if backend == "openvino" and precision == "fp16":
         return "backend 'openvino' runs fp32 or bf16 on a CPU, not 'fp16'"
     if backend == "openvino" and precision == "bf16" and not host.openvino_bf16:
@@ -77,11 +83,18 @@ def _why_not(host: Host, spec: EngineSpec) -> str | None:
     return None
 
 
+def _runs(precision: str) -> str:
+    """The backend an explicit precision means when no backend was named."""
+    return "openvino" if precision == "int8" else "torch"
+
+
 def _package(backend: str) -> str:
     return {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}.get(backend, backend)
 
 
-def engine_candidates(host: Host, backend: str = "auto", precision: str = "auto") -> list[EngineSpec]:
+def engine_candidates(
+    host: Host, backend: str = "auto", precision: str = "auto", int8: bool = False
+) -> list[EngineSpec]:
     """The pairs left open by the request: one when both are given (checked), else the native
     pairs that match what was given (at least one, or a `UserInputError` saying why none)."""
     if backend not in BACKENDS:
@@ -98,14 +111,14 @@ def engine_candidates(host: Host, backend: str = "auto", precision: str = "auto"
         raise UserInputError(_why_not(host, EngineSpec(backend, "fp32")) or f"backend {backend!r}")
     matching = [
         spec
-        for spec in native_engines(host)
+        for spec in native_engines(host, int8)
         if backend in ("auto", spec.backend) and precision in ("auto", spec.precision)
     ]
     if matching:
         return matching
     # Nothing native matches, e.g. bf16 asked of a CPU without bf16 instructions: torch still runs
     # it (emulated, slowly), as asked; the other engines say why they cannot.
-    asked = EngineSpec(backend if backend != "auto" else "torch", precision)
+    asked = EngineSpec(backend if backend != "auto" else _runs(precision), precision)
     reason = _why_not(host, asked)
     if reason:
         raise UserInputError(reason)

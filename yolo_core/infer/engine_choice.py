@@ -95,6 +95,7 @@ class EngineChoice:
     measurements: tuple[Measurement, ...] = ()
     probe: dict = field(default_factory=dict)  # batch, canvas height and width
     host: dict = field(default_factory=dict)
+    int8: dict = field(default_factory=dict)  # the quantised model's measured cost, where offered
 
     def to_record(self) -> dict:
         return {
@@ -105,6 +106,7 @@ class EngineChoice:
             "host": self.host,
             "min_agreement": MIN_AGREEMENT,
             "measurements": [m.to_dict() for m in self.measurements],
+            **({"int8": self.int8} if self.int8 else {}),
         }
 
     @classmethod
@@ -117,6 +119,7 @@ class EngineChoice:
             tuple(Measurement.from_dict(m) for m in record.get("measurements", [])),
             dict(record.get("probe", {})),
             dict(record.get("host", {})),
+            dict(record.get("int8", {})),
         )
 
     def summary(self) -> str:
@@ -124,17 +127,24 @@ class EngineChoice:
             f"{m.engine.name} {m.images_per_s:.1f}/s" + ("" if m.usable(MIN_AGREEMENT) else " (excluded)")
             for m in self.measurements
         )
-        return f"{self.engine.name} ({self.source}{': ' + timings if timings else ''})"
+        cost = ""
+        if self.int8:
+            drop = self.int8.get("map50_95_drop")
+            cost = f"; int8 costs {drop:+.4f} mAP50-95" if drop is not None else "; int8 cost not measured"
+        return f"{self.engine.name} ({self.source}{': ' + timings if timings else ''}{cost})"
 
 
-def choice_key(host: Host, weights_sha256: str, probe: dict, candidates: Sequence[EngineSpec]) -> str:
-    """A digest of everything that could change the choice."""
+def choice_key(
+    host: Host, weights_sha256: str, probe: dict, candidates: Sequence[EngineSpec], int8_sha256: str = ""
+) -> str:
+    """A digest of everything that could change the choice (a new quantised model included)."""
     material = {
         "host": host.to_dict(),
         "weights": weights_sha256,
         "probe": probe,
         "candidates": [c.to_dict() for c in candidates],
         "min_agreement": MIN_AGREEMENT,
+        **({"int8": int8_sha256} if int8_sha256 else {}),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -194,6 +204,7 @@ class EngineRequest:
     batch_size: int
     probe_shape: tuple[int, int]  # (width, height) of the frames to expect
     known: Sequence[dict] = ()  # records from the model card
+    int8: dict = field(default_factory=dict)  # `QuantizedModel.summary()` where int8 is offered
 
 
 def _build(spec: EngineSpec, request: EngineRequest, host: Host) -> Engine:
@@ -242,7 +253,7 @@ def choose_engine(
 ) -> tuple[EngineChoice, Engine]:
     """The engine to run and the record of why; one candidate is built as asked, unmeasured."""
     if len(candidates) == 1:
-        return EngineChoice(candidates[0], "explicit", host=host.to_dict()), _build(
+        return EngineChoice(candidates[0], "explicit", host=host.to_dict(), int8=request.int8), _build(
             candidates[0], request, host
         )
     width, height = request.probe_shape
@@ -252,7 +263,7 @@ def choose_engine(
         "frame_height": height,
         "imgsz": request.imgsz,
     }
-    key = choice_key(host, request.weights_sha256, shape_key, candidates)
+    key = choice_key(host, request.weights_sha256, shape_key, candidates, request.int8.get("ir_sha256", ""))
     cache = EngineCache(cache_root)
     known = _known_record(key, request, cache)
     if known is not None:
@@ -262,7 +273,9 @@ def choose_engine(
             return choice, _build(choice.engine, request, host)
     measurements, engines, probe = measure_engines(request, host, candidates)
     best = pick_engine(measurements)
-    choice = EngineChoice(best.engine, "measured", key, tuple(measurements), probe, host.to_dict())
+    choice = EngineChoice(
+        best.engine, "measured", key, tuple(measurements), probe, host.to_dict(), request.int8
+    )
     cache.put(choice.to_record())
     LOG.info("inference engine: %s", choice.summary())
     return choice, engines[best.engine]

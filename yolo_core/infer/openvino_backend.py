@@ -1,11 +1,12 @@
 """OpenVINO backend: the same raw head output as the other engines, from OpenVINO's CPU plugin.
 
-The fastest CPU engine measured here: fused kernels in fp32, and bf16 on CPUs with AVX-512 BF16
-or AMX (1.9-2.5x fp32 on yolo11n). The model is converted once from our ONNX export (the same
-graph ONNX Runtime runs) and saved as OpenVINO IR in the user's private cache, named by the
-weights' content, with fp32 weights (OpenVINO would compress them to fp16 by default, which
-changes boxes). The uint8 NHWC canvas goes in as it is: the cast to float and the layout change
-are the first nodes of the compiled graph, not a host-side pass over every pixel.
+The fastest CPU engine measured here: fused kernels in fp32, bf16 on CPUs with AVX-512 BF16
+or AMX (1.9-2.5x fp32 on yolo11n), and int8 where the user quantised the model (`int8`). The
+model is converted once from our ONNX export (the same graph ONNX Runtime runs) and saved as
+OpenVINO IR in the user's private cache, named by the weights' content, with fp32 weights
+(OpenVINO would compress them to fp16 by default, which changes boxes). The uint8 NHWC canvas
+goes in as it is: the cast to float and the layout change are the first nodes of the compiled
+graph, not a host-side pass over every pixel.
 
 A compiled model per input shape: static shapes run ~10% faster than a dynamic one here, and a
 compilation takes ~0.3 s, so each (batch, height, width) is compiled on first sight and kept
@@ -28,12 +29,14 @@ import torch
 
 from yolo_core.cache_dir import private_dir
 from yolo_core.errors import UserInputError
+from yolo_core.infer.int8 import require_quantized
 from yolo_core.infer.onnx_backend import cached_onnx_path, export_onnx, sidecar_path
 from yolo_core.runtime import import_openvino
 
 OPENVINO = "openvino"  # the private cache folder of converted models
 MAX_COMPILED = 16
-HINTS = {"fp32": "f32", "bf16": "bf16"}
+# int8: the quantised IR (`yolo_core.infer.int8`), whose float remainder (the head) runs in fp32.
+HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 MAX_STREAMS = 2
 
 
@@ -95,7 +98,7 @@ class OpenVinoEngine:
         if device.type != "cpu":
             raise UserInputError(f"backend 'openvino' runs on the CPU here, not on {device}")
         if precision not in HINTS:
-            raise UserInputError(f"backend 'openvino' runs fp32 or bf16, not {precision!r}")
+            raise UserInputError(f"backend 'openvino' runs fp32, bf16 or int8, not {precision!r}")
         weights = Path(weights)
         if weights.suffix != ".pt":
             raise UserInputError(f"{weights}: the openvino backend converts .pt weights")
@@ -105,6 +108,8 @@ class OpenVinoEngine:
         ir_path = cached_ir_path(weights)
         if not ir_path.exists():
             convert_to_ir(onnx_path, ir_path)
+        if precision == "int8":
+            ir_path = require_quantized(weights).ir
         meta = json.loads(sidecar_path(onnx_path).read_text())
         self.names = {int(k): v for k, v in meta.get("names", {}).items()}
         self.stride = int(meta.get("stride", 32))
