@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -23,6 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 from entrypoints.environment import configure_offline  # noqa: E402
 
+# oneDNN capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI: a Cascade Lake's instructions on a
+# newer Xeon, the "CPU without bf16" proxy) emulates bf16, which the engine choice's cache key
+# cannot see: such a run measures its own choices in a cache of its own.
+if os.environ.get("ONEDNN_MAX_CPU_ISA") and not os.environ.get("XDG_CACHE_HOME"):
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bench-isa-cap-cache-")
 configure_offline()
 
 import torch  # noqa: E402

@@ -19,7 +19,7 @@ import pytest
 from yolo_core.errors import UserInputError
 from yolo_core.infer.engine_candidates import EngineSpec, engine_candidates, native_engines
 from yolo_core.infer.engine_choice import EngineChoice, choice_key
-from yolo_core.infer.host import Host, probe_host
+from yolo_core.infer.host import Host
 from yolo_core.infer.int8 import REPORT_FILE, find_quantized, quantized_dir
 
 ALL = {"torch": "2", "onnx": "1", "openvino": "2026"}
@@ -44,20 +44,11 @@ def test_int8_is_a_candidate_only_where_a_measured_quantised_model_exists():
         engine_candidates(without_openvino, "openvino", "int8")
 
 
-def test_a_new_quantised_model_or_a_capped_instruction_set_is_a_new_choice(monkeypatch):
+def test_a_new_quantised_model_is_a_new_choice():
     candidates = native_engines(VNNI_XEON, int8=True)
     probe = {"batch": 8}
-    assert choice_key(VNNI_XEON, "w", probe, candidates, "a") != choice_key(
-        VNNI_XEON, "w", probe, candidates, "b"
-    )
-    import torch
-
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    plain = probe_host(torch.device("cpu"), 2)
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
-    capped = probe_host(torch.device("cpu"), 2)
-    assert capped.onednn_isa_cap == "AVX512_CORE_VNNI" and plain.onednn_isa_cap == ""
-    assert choice_key(plain, "w", probe, candidates) != choice_key(capped, "w", probe, candidates)
+    first, second = (choice_key(VNNI_XEON, "w", probe, candidates, digest) for digest in ("a", "b"))
+    assert first != second
 
 
 def test_the_choice_record_carries_the_int8_cost():

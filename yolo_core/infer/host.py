@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from yolo_core.vocabulary import cpu_has_bf16_instructions, cpu_model_name
-
-ONEDNN_ISA_CAP = "ONEDNN_MAX_CPU_ISA"
 
 
 @dataclass(frozen=True)
@@ -29,9 +26,6 @@ class Host:
     versions: dict[str, str] = field(default_factory=dict)  # engine -> installed version
     openvino_bf16: bool = False  # OpenVINO's CPU plugin lists BF16
     onnx_cuda: bool = False  # ONNX Runtime has its CUDA provider
-    # oneDNN's instruction-set cap (ONEDNN_MAX_CPU_ISA), which torch and OpenVINO obey: capped below
-    # AVX-512 BF16, bf16 is emulated (~10x slower) although the CPU and OpenVINO still list it.
-    onednn_isa_cap: str = ""
 
     @property
     def on_gpu(self) -> bool:
@@ -87,5 +81,4 @@ def probe_host(device: torch.device, threads: int) -> Host:
         versions=versions,
         openvino_bf16=openvino_bf16,
         onnx_cuda=onnx_cuda,
-        onednn_isa_cap=os.environ.get(ONEDNN_ISA_CAP, ""),
     )
