@@ -95,6 +95,7 @@ def quantize_model_dir(
     weights = model_dir / card.weights_file
     files = calibration_files(dataset_dir, calibration_images)  # a bad dataset fails before the export
     verify_weights(weights, card.weights_sha256)  # before the export unpickles it
+    # The fp32 engine exports the IR into the cache where it is missing, and knows the stride.
     engine = OpenVinoEngine(weights, card.imgsz, torch.device("cpu"), "fp32", cpu_thread_count())
     canvases = calibration_canvases(files, settings.imgsz or card.imgsz, engine.stride)
     names = hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()

@@ -1,7 +1,7 @@
 """Post-training int8 quantisation of the OpenVINO model, kept beside the weights with its cost.
 
-int8 is the one precision that changes what the model finds, so it is never made silently: a
-user (or training, with `int8_calibration_images`) quantises the fp32 IR with NNCF on a
+int8 is the one precision that changes what the model finds, so it is never made silently: the
+`quantize` command (`yolo_core.evaluation.quantization`) quantises the fp32 IR with NNCF on a
 calibration subset of the training images, letterboxed exactly as inference feeds them, and the
 evaluation then measures the mAP50-95 it costs on the validation split. Both land in
 `<weights stem>-int8/` beside the weights (`model.xml`, `model.bin`, `quantization.json`), which
@@ -10,7 +10,7 @@ other weights is never found. `backend="auto"` considers int8 only where that dr
 and every record of the engine choice carries it.
 
 What it buys is measured per CPU, like every engine: on a Xeon with VNNI and no bf16 (Cascade
-Lake, Ice Lake) int8 runs ~1.6x OpenVINO fp32 on yolo11n; where bf16 is native it is slower than
+Lake, Ice Lake) int8 ran 1.4-1.6x OpenVINO fp32 on yolo11n; where bf16 is native it is slower than
 bf16; without VNNI it gains little.
 """
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from yolo_core.errors import UserInputError
 from yolo_core.runtime import import_openvino
+from yolo_core.train.checkpoint import atomic_write_bytes
 from yolo_core.weights import sha256_of
 
 LOG = logging.getLogger(__name__)
@@ -145,8 +146,8 @@ def save_quantized(weights: Path, model, report: dict) -> QuantizedModel:  # noq
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     ov.save_model(model, str(staging / IR_FILE), compress_to_fp16=False)
-    weights_digest = (staging / IR_FILE).with_suffix(".bin")
-    report = {**report, "weights_sha256": sha256_of(Path(weights)), "ir_sha256": sha256_of(weights_digest)}
+    ir_weights = (staging / IR_FILE).with_suffix(".bin")
+    report = {**report, "weights_sha256": sha256_of(Path(weights)), "ir_sha256": sha256_of(ir_weights)}
     shutil.rmtree(folder, ignore_errors=True)
     staging.replace(folder)
     write_report(folder / REPORT_FILE, report)
@@ -154,9 +155,7 @@ def save_quantized(weights: Path, model, report: dict) -> QuantizedModel:  # noq
 
 
 def write_report(path: Path, report: dict) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic_write_bytes(path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
 
 
 def record_accuracy(quantized: QuantizedModel, accuracy: dict) -> QuantizedModel:
