@@ -157,3 +157,33 @@ def test_a_report_of_other_weights_or_an_unreadable_one_is_ignored(tmp_path):
     (folder / REPORT_FILE).write_text("{not json")
     assert find_quantized(weights) is None
     assert Path(folder).name == "best-int8"
+
+
+@pytest.mark.slow
+@needs_int8_tools
+def test_training_asked_for_int8_leaves_it_with_its_cost_in_the_card_and_the_engine_record(
+    trained_model_dir, synthetic_dataset, tmp_path, engine_cache
+):
+    from tests.fixtures_data import FINE_TUNING_HYPERPARAMETERS, LEARNING_HYPERPARAMETERS
+    from yolo_core.hyperparams import Hyperparameters
+    from yolo_core.train.trainer import TrainingJob, train
+
+    settings = {**LEARNING_HYPERPARAMETERS, **FINE_TUNING_HYPERPARAMETERS, "epochs": 1}
+    job = TrainingJob(
+        data_yaml=synthetic_dataset / "data.yaml",
+        checkpoint_dir=tmp_path / "checkpoints",
+        model_dir=tmp_path / "model",
+        hyperparameters=Hyperparameters(**settings, tracking_uri="none", int8_calibration_images=8),
+        weights=trained_model_dir / "best.pt",
+        handle_signals=False,
+    )
+    outcome = train(job)
+    quantized = find_quantized(outcome.model_dir / "best.pt")
+    assert quantized is not None and quantized.report["calibration"]["images"] == 8
+    assert outcome.card.extra["int8"]["map50_95_drop"] == quantized.map50_95_drop
+    # The engine choice training records was measured with int8 among the candidates.
+    record = outcome.card.inference_engines[0]
+    assert {"backend": "openvino", "precision": "int8"} in [
+        {"backend": m["backend"], "precision": m["precision"]} for m in record["measurements"]
+    ]
+    assert record["int8"]["ir_sha256"] == quantized.digest

@@ -288,10 +288,19 @@ def measure_model_engines(
     expects by default: what training records in model.json, for hosts like this one."""
     from yolo_core.infer.engine_candidates import engine_candidates
     from yolo_core.infer.host import probe_host
+    from yolo_core.infer.int8 import int8_offer, offered_int8
     from yolo_core.weights import sha256_of
 
     host = probe_host(device, threads)
+    int8 = offered_int8(Path(weights), host)
+    candidates = engine_candidates(host, int8=int8 is not None)
     request = EngineRequest(
-        Path(weights), sha256_of(Path(weights)), imgsz, device, batch_size, (imgsz, imgsz)
+        Path(weights),
+        sha256_of(Path(weights)),
+        imgsz,
+        device,
+        batch_size,
+        (imgsz, imgsz),
+        int8=int8_offer(int8, candidates),
     )
-    return choose_engine(request, host, engine_candidates(host))[0]
+    return choose_engine(request, host, candidates)[0]

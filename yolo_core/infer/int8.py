@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,10 @@ from yolo_core.errors import UserInputError
 from yolo_core.runtime import import_openvino
 from yolo_core.train.checkpoint import atomic_write_bytes
 from yolo_core.weights import sha256_of
+
+if TYPE_CHECKING:  # torch comes with them: the `quantize` command parses its flags first
+    from yolo_core.infer.engine_candidates import EngineSpec
+    from yolo_core.infer.host import Host
 
 LOG = logging.getLogger(__name__)
 FOLDER_SUFFIX = "-int8"
@@ -86,6 +91,23 @@ def find_quantized(weights: Path) -> QuantizedModel | None:
         LOG.warning("%s was made from other weights: ignored", folder)
         return None
     return QuantizedModel(ir, report)
+
+
+def offered_int8(weights: Path, host: Host, precision: str = "auto") -> QuantizedModel | None:
+    """The weights' quantised model where int8 is on offer: asked for by name, or, for "auto",
+    only once its mAP50-95 cost was measured (it changes what the model finds)."""
+    if host.on_gpu or not host.installed("openvino") or precision not in ("auto", "int8"):
+        return None
+    quantized = find_quantized(weights)
+    if quantized is None or (precision == "auto" and quantized.map50_95_drop is None):
+        return None
+    return quantized
+
+
+def int8_offer(quantized: QuantizedModel | None, candidates: Sequence[EngineSpec]) -> dict:
+    """What the engine request carries of int8: its cost where int8 is among the candidates."""
+    wanted = quantized is not None and any(spec.precision == "int8" for spec in candidates)
+    return quantized.summary() if wanted else {}
 
 
 def require_quantized(weights: Path) -> QuantizedModel:

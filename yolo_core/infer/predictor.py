@@ -24,8 +24,8 @@ from yolo_core.infer.detections import Detections
 from yolo_core.infer.engine_candidates import EngineSpec, engine_candidates
 from yolo_core.infer.engine_choice import EngineChoice, EngineRequest, choose_engine
 from yolo_core.infer.hardware import resolve_device
-from yolo_core.infer.host import Host, probe_host
-from yolo_core.infer.int8 import QuantizedModel, find_quantized
+from yolo_core.infer.host import probe_host
+from yolo_core.infer.int8 import int8_offer, offered_int8
 from yolo_core.infer.letterbox import LetterboxTransform, letterbox_batch
 from yolo_core.infer.letterbox_device import Image, letterbox_on_device, to_device
 from yolo_core.infer.nms import select_detections
@@ -52,17 +52,6 @@ class Prepared:
 
 
 Input = Image | Prepared
-
-
-def _offered_int8(weights: Path, host: Host, precision: str) -> QuantizedModel | None:
-    """The weights' quantised model where int8 is on offer: asked for by name, or, for "auto",
-    only once its mAP50-95 cost was measured (it changes what the model finds)."""
-    if host.on_gpu or not host.installed("openvino") or precision not in ("auto", "int8"):
-        return None
-    quantized = find_quantized(weights)
-    if quantized is None or (precision == "auto" and quantized.map50_95_drop is None):
-        return None
-    return quantized
 
 
 class Predictor:
@@ -114,7 +103,7 @@ class Predictor:
             # After Ultralytics is imported: it caps CPU inference at cores - 1 threads.
             apply_thread_count(threads)
         host = probe_host(self.device, threads)
-        int8 = _offered_int8(Path(weights), host, precision)
+        int8 = offered_int8(Path(weights), host, precision)
         # Letterboxing on the device means torch's tensors: then only torch engines are candidates.
         candidates = engine_candidates(
             host, "torch" if letterbox == "device" else backend, precision, int8 is not None
@@ -127,7 +116,7 @@ class Predictor:
             batch_size=batch_size,
             probe_shape=probe_shape or (imgsz, imgsz),
             known=known_engines,
-            int8=int8.summary() if int8 and any(c.precision == "int8" for c in candidates) else {},
+            int8=int8_offer(int8, candidates),
         )
         self.engine_choice: EngineChoice
         self.engine_choice, self.engine = choose_engine(request, host, candidates)
